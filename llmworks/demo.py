@@ -1,0 +1,55 @@
+"""`make demo`: the chain built so far, end to end, on the embedded default model.
+
+Each stage adds its step here as it lands, so the demo always shows the whole chain.
+Run: python -m llmworks.demo
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from rich.console import Console
+
+from llmworks.chat.session import stream_reply
+from llmworks.engines import SamplingParams, load_engine
+from llmworks.models.check import check_model
+from llmworks.models.sources import resolve
+
+QUESTION = "What is the capital of France?"
+
+
+def main() -> None:
+    console = Console(stderr=True)
+
+    console.rule("1. The embedded default model")
+    source = resolve(None)
+    console.print(f"{source.name}: {source.kind} at {source.path}")
+
+    console.rule(f"2. A streamed answer (llama.cpp engine): {QUESTION}")
+    with load_engine(source.name) as engine:
+        system = source.spec.system if source.spec else ""
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": QUESTION}
+        ]
+        stats = stream_reply(engine.chat(messages, SamplingParams(max_tokens=64)), _write)
+        print()
+        console.print(stats.line())
+
+        console.rule("3. Template / stop-token check (llmworks models check)")
+        report = check_model(engine, prompts=("Hi!", "What is 2 + 2?"))
+        for f in report.findings:
+            console.print(("[green]ok  [/green]" if f.ok else "[red]FAIL[/red]") + f" {f.what}")
+    console.rule("done")
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

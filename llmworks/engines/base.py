@@ -1,0 +1,138 @@
+"""The Engine seam: everything above the engines (chat, serve, eval, RAG, agents) talks to a model here.
+
+An engine takes a prompt (text or token ids) and streams `Delta`s. Chat goes through the model's own
+chat template (`llmworks.models.template`), rendered here, so every backend formats turns the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from llmworks.errors import PromptTooLong
+from llmworks.models.template import ChatTemplate, Message, no_template_error
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass
+class SamplingParams:
+    """How to pick tokens. temperature 0 is greedy (and deterministic)."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    """0 disables top-k."""
+    seed: int | None = None
+    """Makes sampling reproducible; ignored when greedy."""
+    stop: Sequence[str] = field(default_factory=tuple)
+    """Strings that end generation; they are not part of the output. EOS/end-of-turn always stop."""
+    repetition_penalty: float = 1.0
+    """>1 discourages tokens already in the prompt or output (CTRL-style, as in HF and llama.cpp)."""
+
+    def __post_init__(self) -> None:
+        errors = []
+        if self.max_tokens < 1:
+            errors.append(f"max_tokens must be >= 1 (got {self.max_tokens})")
+        if self.temperature < 0:
+            errors.append(f"temperature must be >= 0 (got {self.temperature})")
+        if not 0 < self.top_p <= 1:
+            errors.append(f"top_p must be in (0, 1] (got {self.top_p})")
+        if self.top_k < 0:
+            errors.append(f"top_k must be >= 0 (got {self.top_k})")
+        if self.repetition_penalty <= 0:
+            errors.append(f"repetition_penalty must be > 0 (got {self.repetition_penalty})")
+        if errors:
+            raise ValueError("; ".join(errors))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0 or self.top_k == 1
+
+
+@dataclass
+class Delta:
+    """A piece of streamed output. The last delta of a stream has `finish_reason` set."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResult:
+    """log P(continuation | context), summed over the continuation's tokens."""
+
+    logprob: float
+    is_greedy: bool
+    """True when greedy decoding from the context would produce exactly the continuation."""
+    n_tokens: int
+
+
+class Engine(ABC):
+    """A loaded model. Subclass this (not a concrete engine) to add a backend."""
+
+    name: str
+    """The served/display name of the model."""
+    context_length: int
+    vocab_size: int
+    template: ChatTemplate | None
+    """The model's own chat template; None for base models without one."""
+    eos_ids: set[int]
+    """Token ids that end generation, as the model declares them."""
+
+    @abstractmethod
+    def generate(self, prompt: str | list[int], params: SamplingParams) -> Iterator[Delta]:
+        """Stream the continuation of `prompt` (raw text: no template is applied)."""
+
+    @abstractmethod
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Token ids of `text`, without BOS; `special` parses control tokens like <|im_end|>."""
+
+    @abstractmethod
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
+    @abstractmethod
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]:
+        """Score each (context, continuation) pair; used by multiple-choice evaluation."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free the model's memory."""
+
+    # -- shared behaviour, built on the abstract methods above --
+
+    def chat(self, messages: Sequence[Message], params: SamplingParams) -> Iterator[Delta]:
+        """Stream the assistant's reply to `messages`, formatted by the model's own chat template.
+
+        The template's end-of-turn token also stops generation as text, in case the model's EOS
+        settings leave it out (`llmworks models check` reports that mismatch).
+        """
+        if self.template is None:
+            raise no_template_error(self.name)
+        eot = self.template.end_of_turn
+        if eot and eot not in params.stop:
+            params = dataclasses.replace(params, stop=(*params.stop, eot))
+        return self.generate(self.template.render(messages, add_generation_prompt=True), params)
+
+    def complete(self, prompt: str | list[int], params: SamplingParams) -> tuple[str, FinishReason]:
+        """The whole continuation at once, and why it ended."""
+        text, reason = [], "length"
+        for d in self.generate(prompt, params):
+            text.append(d.text)
+            reason = d.finish_reason or reason
+        return "".join(text), reason  # type: ignore[return-value]
+
+    def check_fits(self, n_prompt: int, max_tokens: int) -> None:
+        """Raise PromptTooLong when the prompt leaves no room to generate."""
+        if n_prompt >= self.context_length:
+            raise PromptTooLong(n_prompt, self.context_length, max_tokens)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
