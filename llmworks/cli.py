@@ -15,6 +15,7 @@ from llmworks import __version__
 from llmworks.chat import cli as chat_cli
 from llmworks.errors import UserError
 from llmworks.models import cli as models_cli
+from llmworks.serve import cli as serve_cli
 
 app = typer.Typer(
     name="llmworks",
@@ -31,6 +32,7 @@ GROUPS: dict[str, typer.Typer] = {
 COMMANDS = {
     "chat": chat_cli.chat,
     "generate": chat_cli.generate,
+    "serve": serve_cli.serve,
 }
 
 for _name, _group in GROUPS.items():

@@ -90,8 +90,8 @@ def test_corrupt_gguf(tmp_path: Path) -> None:
 
 
 def test_prompt_longer_than_context(tiny_gguf: Path) -> None:
-    r = run("generate", str(tiny_gguf), "word " * 300, "--ctx", "128", "--raw")
-    assert_one_line_error(r, "context holds 128", "--ctx")
+    r = run("generate", str(tiny_gguf), "word " * 400, "--ctx", "256", "--raw")
+    assert_one_line_error(r, "prompt is 401 tokens", "context holds 256", "--ctx")
 
 
 def test_bad_sampling_option(tiny_gguf: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from llmworks.engines.base import Delta, Engine, LoglikelihoodResult, SamplingParams
-from llmworks.engines.textstream import TextStream
+from llmworks.engines.textstream import OutputProcessor
 from llmworks.errors import BadModel, UserError
 from llmworks.models.gguf_meta import diagnose
 from llmworks.models.sources import ModelSource
@@ -48,7 +48,7 @@ class LlamaCppEngine(Engine):
         self.vocab_size = self._llm.n_vocab()
         self._scorer = None  # a second context with logits for every position, made on first use
         model = self._llm._model
-        self.eos_ids = {t for t in (self._llm.token_eos(), model.token_eot()) if t >= 0}
+        self.eos_ids = _end_of_generation_ids(model.model, self.vocab_size)
         meta = self._llm.metadata
         self.add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
         bos_id = self._llm.token_bos()
@@ -68,11 +68,11 @@ class LlamaCppEngine(Engine):
     # -- Engine --
 
     def generate(self, prompt: str | list[int], params: SamplingParams) -> Iterator[Delta]:
-        ids = self._prompt_ids(prompt)
+        ids = self.encode_prompt(prompt)
         self.check_fits(len(ids), params.max_tokens)
         max_new = min(params.max_tokens, self.context_length - len(ids))
         self._llm.set_seed(params.seed if params.seed is not None else _RANDOM_SEED)
-        stream = TextStream(self._decode, params.stop)
+        out = OutputProcessor(self._decode, self.eos_ids, params.stop, max_new)
         tokens = self._llm.generate(
             ids,
             temp=0.0 if params.greedy else params.temperature,
@@ -82,18 +82,11 @@ class LlamaCppEngine(Engine):
             repeat_penalty=params.repetition_penalty,
             reset=True,
         )
-        for n, tok in enumerate(tokens, start=1):
-            if tok in self.eos_ids:
-                yield Delta(stream.flush(), [], "stop")
+        for tok in tokens:
+            delta = out.feed(tok)
+            yield delta
+            if delta.finish_reason:
                 return
-            text = stream.push(tok)
-            if stream.stopped:
-                yield Delta(text, [tok], "stop")
-                return
-            if n >= max_new:
-                yield Delta(text + stream.flush(), [tok], "length")
-                return
-            yield Delta(text, [tok])
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
@@ -109,7 +102,7 @@ class LlamaCppEngine(Engine):
 
     # -- helpers --
 
-    def _prompt_ids(self, prompt: str | list[int]) -> list[int]:
+    def encode_prompt(self, prompt: str | list[int]) -> list[int]:
         if isinstance(prompt, list):
             return prompt
         ids = self.tokenize(prompt)
@@ -126,8 +119,8 @@ class LlamaCppEngine(Engine):
     def _score(self, context: str, continuation: str) -> LoglikelihoodResult:
         from llama_cpp import Llama
 
-        ctx_ids = self._prompt_ids(context)
-        whole = self._prompt_ids(context + continuation)
+        ctx_ids = self.encode_prompt(context)
+        whole = self.encode_prompt(context + continuation)
         # Score the continuation's own tokens; merges across the boundary fall back to separate encoding.
         cont_ids = whole[len(ctx_ids) :] if whole[: len(ctx_ids)] == ctx_ids else self.tokenize(continuation)
         ids = ctx_ids + cont_ids
@@ -144,6 +137,14 @@ class LlamaCppEngine(Engine):
         picked = logprobs[np.arange(len(cont_ids)), cont_ids]
         greedy = bool((logits.argmax(axis=1) == np.asarray(cont_ids)).all())
         return LoglikelihoodResult(float(picked.sum()), greedy, len(cont_ids))
+
+
+def _end_of_generation_ids(model: object, n_vocab: int) -> set[int]:
+    """Every token llama.cpp treats as end of generation (EOS, EOT, and e.g. FIM separators)."""
+    import llama_cpp as C
+
+    vocab = C.llama_model_get_vocab(model)
+    return {i for i in range(n_vocab) if C.llama_vocab_is_eog(vocab, i)}
 
 
 def _close_all(llms: list) -> None:  # type: ignore[type-arg]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from llmworks.engines.types import Delta
+
 _INCOMPLETE = "\ufffd"  # what a decoder yields for a cut-off multi-byte character
 
 
@@ -74,3 +76,35 @@ def _overlap(text: str, stop: str) -> int:
         if text.endswith(stop[:n]):
             return n
     return 0
+
+
+class OutputProcessor:
+    """Sampled token ids in, `Delta`s out: ends a sequence on an EOS id, a stop string or max_tokens.
+
+    Every generation path (each engine's `generate`, the server's batch scheduler) feeds tokens through
+    one of these, so they all stop the same way.
+    """
+
+    def __init__(self, decode: Callable[[Sequence[int]], str], eos_ids: set[int], stop: Sequence[str], max_new: int):
+        self._stream = TextStream(decode, stop)
+        self._eos = eos_ids
+        self._max_new = max_new
+        self.n_generated = 0
+        self.finish_reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self._stream.text
+
+    def feed(self, token_id: int) -> Delta:
+        if token_id in self._eos:
+            self.finish_reason = "stop"
+            return Delta(self._stream.flush(), [], "stop")
+        self.n_generated += 1
+        text = self._stream.push(token_id)
+        if self._stream.stopped:
+            self.finish_reason = "stop"
+        elif self.n_generated >= self._max_new:
+            self.finish_reason = "length"
+            text += self._stream.flush()
+        return Delta(text, [token_id], self.finish_reason)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmworks.engines.base import Delta, Engine, LoglikelihoodResult, SamplingParams
-from llmworks.engines.textstream import TextStream
+from llmworks.engines.textstream import OutputProcessor
 from llmworks.errors import BadModel, UserError
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import ModelSource
@@ -60,37 +60,29 @@ class TransformersEngine(Engine):
         import torch
         from transformers import DynamicCache
 
-        ids = self._prompt_ids(prompt)
+        ids = self.encode_prompt(prompt)
         self.check_fits(len(ids), params.max_tokens)
         max_new = min(params.max_tokens, self.context_length - len(ids))
         processors = _processors(params)
         generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-        stream = TextStream(self.detokenize, params.stop)
+        out = OutputProcessor(self.detokenize, self.eos_ids, params.stop, max_new)
         seen = torch.tensor([ids])
         with torch.inference_mode():
             cache = DynamicCache(config=self.model.config)
-            out = self.model(input_ids=seen, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            for n in range(1, max_new + 1):
-                scores = processors(seen, out.logits[:, -1, :])
+            logits = self.model(input_ids=seen, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+            while True:
+                scores = processors(seen, logits[:, -1, :])
                 if params.greedy:
                     nxt = scores.argmax(dim=-1, keepdim=True)
                 else:
-                    probs = torch.softmax(scores, dim=-1)
-                    nxt = torch.multinomial(probs, 1, generator=generator)
-                tok = int(nxt)
-                if tok in self.eos_ids:
-                    yield Delta(stream.flush(), [], "stop")
+                    nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)
+                delta = out.feed(int(nxt))
+                yield delta
+                if delta.finish_reason:
                     return
-                text = stream.push(tok)
-                if stream.stopped:
-                    yield Delta(text, [tok], "stop")
-                    return
-                if n == max_new:
-                    yield Delta(text + stream.flush(), [tok], "length")
-                    return
-                yield Delta(text, [tok])
-                seen = torch.cat([seen, nxt], dim=1)
-                out = self.model(input_ids=nxt, past_key_values=cache, use_cache=True)
+                if params.repetition_penalty != 1.0:  # the only processor that looks back at tokens
+                    seen = torch.cat([seen, nxt], dim=1)
+                logits = self.model(input_ids=nxt, past_key_values=cache, use_cache=True).logits
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special).input_ids
@@ -104,8 +96,8 @@ class TransformersEngine(Engine):
         results = []
         with torch.inference_mode():
             for context, continuation in requests:
-                ctx_ids = self._prompt_ids(context)
-                whole = self._prompt_ids(context + continuation)
+                ctx_ids = self.encode_prompt(context)
+                whole = self.encode_prompt(context + continuation)
                 cont_ids = (
                     whole[len(ctx_ids) :] if whole[: len(ctx_ids)] == ctx_ids else self.tokenize(continuation)
                 )
@@ -126,7 +118,7 @@ class TransformersEngine(Engine):
 
     # -- helpers --
 
-    def _prompt_ids(self, prompt: str | list[int]) -> list[int]:
+    def encode_prompt(self, prompt: str | list[int]) -> list[int]:
         if isinstance(prompt, list):
             return prompt
         ids = self.tokenize(prompt)

@@ -1,0 +1,1 @@
+"""Export stage: HF checkpoints to other forms (GGUF now; LoRA merge, quantization and model cards later)."""

@@ -1,0 +1,1 @@
+"""`llmworks serve`: an OpenAI-compatible HTTP server with continuous batching and a web chat."""
