@@ -43,7 +43,42 @@ def main() -> None:
         report = check_model(engine, prompts=("Hi!", "What is 2 + 2?"))
         for f in report.findings:
             console.print(("[green]ok  [/green]" if f.ok else "[red]FAIL[/red]") + f" {f.what}")
+
+    console.rule("4. Serve it: an OpenAI-compatible server, asked through the openai client")
+    serve_demo(console)
     console.rule("done")
+
+
+def serve_demo(console: Console) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import openai
+
+    from llmworks.testing.server import start_server, stop_server
+
+    log = Path(tempfile.mkdtemp(prefix="llmworks-demo-")) / "server.log"
+    server = start_server([], log)
+    try:
+        console.print(f"llmworks serve is up: API {server.v1}, web chat {server.base}/")
+        client = openai.OpenAI(base_url=server.v1, api_key="unused")
+        stream = client.chat.completions.create(
+            model="smollm2-135m-instruct",
+            messages=[{"role": "user", "content": QUESTION}],
+            temperature=0,
+            max_tokens=64,
+            stream=True,
+        )
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                _write(chunk.choices[0].delta.content)
+        print()
+        console.print(
+            f"Try the web chat yourself: `llmworks serve`, then open http://127.0.0.1:8000/ "
+            f"(this demo's server at {server.base}/ stops now)."
+        )
+    finally:
+        stop_server(server)
 
 
 def _write(text: str) -> None:

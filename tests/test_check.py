@@ -33,4 +33,6 @@ def test_answers_that_never_stop_are_reported(tiny_gguf: Path) -> None:
 def test_template_shapes_are_rendered(tiny_gguf: Path) -> None:
     with load_engine(tiny_gguf) as engine:
         report = check_model(engine, max_tokens=2, prompts=())
-    assert {"template renders a system prompt", "template renders multi-turn"} <= {f.what for f in report.findings}
+    assert {"template renders a system prompt", "template renders multi-turn"} <= {
+        f.what for f in report.findings
+    }

@@ -77,7 +77,9 @@ class LlamaBatchRunner:
         p.kv_unified = False  # one KV stream per sequence: attention only spans a sequence's own tokens
         p.n_threads = p.n_threads_batch = engine.n_threads
         p.no_perf = True
-        p.flash_attn_type = engine._llm.context_params.flash_attn_type  # same kernels as the engine: same numbers
+        p.flash_attn_type = (
+            engine._llm.context_params.flash_attn_type
+        )  # same kernels as the engine: same numbers
         self._ctx = C.llama_init_from_model(model, p)
         if not self._ctx:
             raise UserError(

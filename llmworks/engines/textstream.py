@@ -85,7 +85,9 @@ class OutputProcessor:
     one of these, so they all stop the same way.
     """
 
-    def __init__(self, decode: Callable[[Sequence[int]], str], eos_ids: set[int], stop: Sequence[str], max_new: int):
+    def __init__(
+        self, decode: Callable[[Sequence[int]], str], eos_ids: set[int], stop: Sequence[str], max_new: int
+    ):
         self._stream = TextStream(decode, stop)
         self._eos = eos_ids
         self._max_new = max_new

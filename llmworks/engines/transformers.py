@@ -69,7 +69,9 @@ class TransformersEngine(Engine):
         seen = torch.tensor([ids])
         with torch.inference_mode():
             cache = DynamicCache(config=self.model.config)
-            logits = self.model(input_ids=seen, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+            logits = self.model(
+                input_ids=seen, past_key_values=cache, use_cache=True, logits_to_keep=1
+            ).logits
             while True:
                 scores = processors(seen, logits[:, -1, :])
                 if params.greedy:

@@ -37,8 +37,13 @@ class ServerState:
             return next(iter(self.models.values()))
         found = self.models.get(name)
         if found is None:
-            raise ApiError(404, f"The model '{name}' does not exist. Served: {', '.join(self.models)}.",
-                           "invalid_request_error", "model_not_found", param="model")
+            raise ApiError(
+                404,
+                f"The model '{name}' does not exist. Served: {', '.join(self.models)}.",
+                "invalid_request_error",
+                "model_not_found",
+                param="model",
+            )
         return found
 
 
@@ -67,11 +72,27 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
-        data = [{"id": m.name, "object": "model", "created": m.created, "owned_by": "llmworks",
-                 "engine": m.engine_kind, "context_length": m.ctx} for m in state.models.values()]
+        data = [
+            {
+                "id": m.name,
+                "object": "model",
+                "created": m.created,
+                "owned_by": "llmworks",
+                "engine": m.engine_kind,
+                "context_length": m.ctx,
+            }
+            for m in state.models.values()
+        ]
         if state.embedder is not None:
-            data.append({"id": state.embedder.name, "object": "model", "created": 0, "owned_by": "llmworks",
-                         "engine": "sentence-transformers"})
+            data.append(
+                {
+                    "id": state.embedder.name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "llmworks",
+                    "engine": "sentence-transformers",
+                }
+            )
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions")
@@ -85,14 +106,25 @@ def create_app(state: ServerState) -> FastAPI:
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
         if state.embedder is None:
-            raise ApiError(404, "This server has no embedding model.", "invalid_request_error", "model_not_found")
+            raise ApiError(
+                404, "This server has no embedding model.", "invalid_request_error", "model_not_found"
+            )
         if body.model and body.model not in (state.embedder.name, str(state.embedder.path)):
-            raise ApiError(404, f"The embedding model '{body.model}' does not exist. Served: {state.embedder.name}.",
-                           "invalid_request_error", "model_not_found", param="model")
+            raise ApiError(
+                404,
+                f"The embedding model '{body.model}' does not exist. Served: {state.embedder.name}.",
+                "invalid_request_error",
+                "model_not_found",
+                param="model",
+            )
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not all(isinstance(t, str) and t for t in texts):
-            raise ApiError(400, "input must be a non-empty string or a list of non-empty strings.",
-                           "invalid_request_error", param="input")
+            raise ApiError(
+                400,
+                "input must be a non-empty string or a list of non-empty strings.",
+                "invalid_request_error",
+                param="input",
+            )
         vectors, n_tokens = await asyncio.to_thread(state.embedder.embed, texts)
         data = []
         for i, v in enumerate(vectors):
@@ -100,8 +132,12 @@ def create_app(state: ServerState) -> FastAPI:
             if body.encoding_format == "base64":
                 emb = base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
             data.append({"object": "embedding", "index": i, "embedding": emb})
-        return {"object": "list", "data": data, "model": state.embedder.name,
-                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": state.embedder.name,
+            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+        }
 
     webui = resources.files("llmworks.serve").joinpath("webui")
 
@@ -134,8 +170,14 @@ class _AuthAndCount:
         if self.state.api_key:
             headers = dict(scope.get("headers") or [])
             if headers.get(b"authorization", b"").decode("latin-1") != f"Bearer {self.state.api_key}":
-                response = JSONResponse(error_body("Missing or wrong API key: send 'Authorization: Bearer <key>'.",
-                                                   "authentication_error", "invalid_api_key"), status_code=401)
+                response = JSONResponse(
+                    error_body(
+                        "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
+                        "authentication_error",
+                        "invalid_api_key",
+                    ),
+                    status_code=401,
+                )
                 metrics.requests.labels(path, "401").inc()
                 await response(scope, receive, send)
                 return
@@ -153,11 +195,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(e.message, e.type, e.code, e.param), status_code=e.status, headers=e.headers)
+        return JSONResponse(
+            error_body(e.message, e.type, e.code, e.param), status_code=e.status, headers=e.headers
+        )
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, e: UserError) -> JSONResponse:
-        return JSONResponse(error_body(f"{e.problem} {e.fix}".strip(), "invalid_request_error"), status_code=400)
+        return JSONResponse(
+            error_body(f"{e.problem} {e.fix}".strip(), "invalid_request_error"), status_code=400
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -168,8 +214,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         if first.get("type") == "json_invalid":
             msg, where = "The request body is not valid JSON.", ""
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        return JSONResponse(error_body(f"{where + ': ' if where else ''}{msg}{more}", "invalid_request_error",
-                                       param=where or None), status_code=400)
+        return JSONResponse(
+            error_body(
+                f"{where + ': ' if where else ''}{msg}{more}", "invalid_request_error", param=where or None
+            ),
+            status_code=400,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -178,4 +228,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(_: Request, e: Exception) -> JSONResponse:
-        return JSONResponse(error_body(f"Internal error: {type(e).__name__}: {e}", "server_error"), status_code=500)
+        return JSONResponse(
+            error_body(f"Internal error: {type(e).__name__}: {e}", "server_error"), status_code=500
+        )

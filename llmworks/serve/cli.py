@@ -11,18 +11,29 @@ from llmworks.errors import UserError
 
 
 def serve(
-    models: Annotated[list[str] | None, typer.Argument(help="Models to serve (default: the embedded one).")] = None,
+    models: Annotated[
+        list[str] | None, typer.Argument(help="Models to serve (default: the embedded one).")
+    ] = None,
     engine: Annotated[str | None, typer.Option("--engine", help="llamacpp | transformers | vllm.")] = None,
-    host: Annotated[str, typer.Option("--host", help="Bind address (loopback unless told otherwise).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Bind address (loopback unless told otherwise).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8000,
-    lora: Annotated[list[str] | None, typer.Option("--lora", help="NAME=PATH of a LoRA adapter (repeatable).")] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' on /v1 "
-                                                "(or set LLMWORKS_API_KEY).")] = None,
+    lora: Annotated[
+        list[str] | None, typer.Option("--lora", help="NAME=PATH of a LoRA adapter (repeatable).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", help="Require 'Authorization: Bearer KEY' on /v1 (or set LLMWORKS_API_KEY)."
+        ),
+    ] = None,
     max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait; past it: 429.")] = 64,
     parallel: Annotated[int, typer.Option("--parallel", help="Sequences decoded together (llamacpp).")] = 8,
     ctx: Annotated[int, typer.Option("--ctx", help="Context per sequence, prompt + completion.")] = 2048,
-    embedding_model: Annotated[str | None, typer.Option("--embedding-model",
-                                                        help="sentence-transformers dir for /v1/embeddings.")] = None,
+    embedding_model: Annotated[
+        str | None, typer.Option("--embedding-model", help="sentence-transformers dir for /v1/embeddings.")
+    ] = None,
 ) -> None:
     """Serve models behind an OpenAI-compatible API, with a web chat at /."""
     import socket

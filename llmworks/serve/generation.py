@@ -36,11 +36,24 @@ from llmworks.serve.tools import (
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param, self.headers = (
-            status, message, type_, code, param, headers)
+            status,
+            message,
+            type_,
+            code,
+            param,
+            headers,
+        )
 
 
 @dataclass
@@ -57,18 +70,27 @@ class Choice:
 # -- chat --
 
 
-async def chat_completion(model: ServedModel, body: ChatCompletionRequest, request: Request,
-                          metrics: Metrics) -> Response:
+async def chat_completion(
+    model: ServedModel, body: ChatCompletionRequest, request: Request, metrics: Metrics
+) -> Response:
     eng = model.engine
     if eng.template is None:
-        raise ApiError(400, f"The model '{model.name}' has no chat template.", code="no_chat_template",
-                       param="model")
+        raise ApiError(
+            400, f"The model '{model.name}' has no chat template.", code="no_chat_template", param="model"
+        )
     mode = tool_choice_mode(body.tools, body.tool_choice)
     messages = [{**m.model_dump(exclude_none=True), "content": m.text()} for m in body.messages]
+    default_system = _default_system(eng)
+    if default_system and messages[0]["role"] not in ("system", "developer"):
+        messages.insert(0, {"role": "system", "content": default_system})
     messages, native_tools = template_messages(messages, body.tools if mode else None, eng.template)
-    prompt_ids = eng.encode_prompt(eng.template.render(messages, add_generation_prompt=True, tools=native_tools))
+    prompt_ids = eng.encode_prompt(
+        eng.template.render(messages, add_generation_prompt=True, tools=native_tools)
+    )
     forced = mode not in (None, "auto")
-    grammar = tool_grammar(body.tools or [], mode) if forced else response_format_grammar(body.response_format)
+    grammar = (
+        tool_grammar(body.tools or [], mode) if forced else response_format_grammar(body.response_format)
+    )
     n_logprobs = (body.top_logprobs or 0) if body.logprobs else None
     max_tokens = _max_tokens(model, len(prompt_ids), body.max_completion_tokens or body.max_tokens)
     eot = eng.template.end_of_turn
@@ -95,17 +117,33 @@ async def chat_completion(model: ServedModel, body: ChatCompletionRequest, reque
                 message["tool_calls"], finish = calls, "tool_calls"
         logprobs = {"content": [_chat_logprob(eng, t) for t in c.tokens]} if n_logprobs is not None else None
         out.append({"index": i, "message": message, "logprobs": logprobs, "finish_reason": finish})
-    return JSONResponse({**head, "object": "chat.completion", "choices": out,
-                         "usage": usage(len(prompt_ids), sum(c.n_generated for c in choices))})
+    return JSONResponse(
+        {
+            **head,
+            "object": "chat.completion",
+            "choices": out,
+            "usage": usage(len(prompt_ids), sum(c.n_generated for c in choices)),
+        }
+    )
 
 
-async def _chat_stream(eng: Engine, reqs: list[GenRequest], head: dict[str, Any], mode: str | None,
-                       include_usage: bool, n_prompt: int, metrics: Metrics) -> AsyncIterator[str]:
+async def _chat_stream(
+    eng: Engine,
+    reqs: list[GenRequest],
+    head: dict[str, Any],
+    mode: str | None,
+    include_usage: bool,
+    n_prompt: int,
+    metrics: Metrics,
+) -> AsyncIterator[str]:
     forced = mode not in (None, "auto")
 
     def chunk(i: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> str:
-        body = {**head, "object": "chat.completion.chunk",
-                "choices": [{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
+        body = {
+            **head,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+        }
         return _data(body)
 
     for i in range(len(reqs)):
@@ -135,15 +173,36 @@ async def _chat_stream(eng: Engine, reqs: list[GenRequest], head: dict[str, Any]
                     finish = "tool_calls"
                     for k, call in enumerate(calls):
                         fn = call["function"]
-                        yield chunk(i, {"tool_calls": [{"index": k, "id": call["id"], "type": "function",
-                                                        "function": {"name": fn["name"], "arguments": ""}}]})
-                        yield chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": fn["arguments"]}}]})
+                        yield chunk(
+                            i,
+                            {
+                                "tool_calls": [
+                                    {
+                                        "index": k,
+                                        "id": call["id"],
+                                        "type": "function",
+                                        "function": {"name": fn["name"], "arguments": ""},
+                                    }
+                                ]
+                            },
+                        )
+                        yield chunk(
+                            i, {"tool_calls": [{"index": k, "function": {"arguments": fn["arguments"]}}]}
+                        )
                 elif content:
                     yield chunk(i, {"content": content})
             yield chunk(i, {}, finish)
     if include_usage:
-        yield _data({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage(n_prompt, n_generated)})
+        yield _data(
+            {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage(n_prompt, n_generated)}
+        )
     yield "data: [DONE]\n\n"
+
+
+def _default_system(eng: Engine) -> str:
+    """The registry's system prompt for this model (as `llmworks chat` uses), or "" for the template's own."""
+    spec = getattr(getattr(eng, "source", None), "spec", None)
+    return getattr(spec, "system", "") or ""
 
 
 def _chat_logprob(eng: Engine, t: TokenLogprob) -> dict[str, Any]:
@@ -157,7 +216,9 @@ def _chat_logprob(eng: Engine, t: TokenLogprob) -> dict[str, Any]:
 # -- completions --
 
 
-async def completion(model: ServedModel, body: CompletionRequest, request: Request, metrics: Metrics) -> Response:
+async def completion(
+    model: ServedModel, body: CompletionRequest, request: Request, metrics: Metrics
+) -> Response:
     eng = model.engine
     prompts = _prompts(body.prompt)
     want_prompt_lp = body.echo and body.logprobs is not None
@@ -165,8 +226,9 @@ async def completion(model: ServedModel, body: CompletionRequest, request: Reque
     for p in prompts:
         ids = eng.encode_prompt(p)
         prompt_ids_all.append(ids)
-        max_tokens = _max_tokens(model, len(ids), body.max_tokens if body.max_tokens > 0 else 1,
-                                 explicit=body.max_tokens > 0)
+        max_tokens = _max_tokens(
+            model, len(ids), body.max_tokens if body.max_tokens > 0 else 1, explicit=body.max_tokens > 0
+        )
         for c in range(body.n):
             reqs.append(GenRequest(ids, body.sampling(max_tokens, c), None, body.logprobs, want_prompt_lp))
     _submit(model, reqs, metrics)
@@ -184,21 +246,41 @@ async def completion(model: ServedModel, body: CompletionRequest, request: Reque
         prompt_text = eng.detokenize(prompt_of[i]) if body.echo else ""
         lp = None
         if body.logprobs is not None:
-            lp = _completion_logprobs(eng, (c.prompt_logprobs or []) if body.echo else [], prompt_of[i] if body.echo else [],
-                                      tokens)
-        out.append({"index": i, "text": prompt_text + text, "logprobs": lp,
-                    "finish_reason": "length" if drop else c.finish_reason})
+            lp = _completion_logprobs(
+                eng, (c.prompt_logprobs or []) if body.echo else [], prompt_of[i] if body.echo else [], tokens
+            )
+        out.append(
+            {
+                "index": i,
+                "text": prompt_text + text,
+                "logprobs": lp,
+                "finish_reason": "length" if drop else c.finish_reason,
+            }
+        )
     completion_tokens = 0 if drop else sum(c.n_generated for c in choices)
-    return JSONResponse({**head, "object": "text_completion", "choices": out,
-                         "usage": usage(n_prompt, completion_tokens)})
+    return JSONResponse(
+        {**head, "object": "text_completion", "choices": out, "usage": usage(n_prompt, completion_tokens)}
+    )
 
 
-async def _completion_stream(eng: Engine, reqs: list[GenRequest], head: dict[str, Any], body: CompletionRequest,
-                             prompt_of: list[list[int]], n_prompt: int, drop: bool,
-                             metrics: Metrics) -> AsyncIterator[str]:
+async def _completion_stream(
+    eng: Engine,
+    reqs: list[GenRequest],
+    head: dict[str, Any],
+    body: CompletionRequest,
+    prompt_of: list[list[int]],
+    n_prompt: int,
+    drop: bool,
+    metrics: Metrics,
+) -> AsyncIterator[str]:
     def chunk(i: int, text: str, finish: str | None = None, lp: Any = None) -> str:
-        return _data({**head, "object": "text_completion",
-                      "choices": [{"index": i, "text": text, "logprobs": lp, "finish_reason": finish}]})
+        return _data(
+            {
+                **head,
+                "object": "text_completion",
+                "choices": [{"index": i, "text": text, "logprobs": lp, "finish_reason": finish}],
+            }
+        )
 
     n_generated = 0
     echoed = [False] * len(reqs)
@@ -212,18 +294,25 @@ async def _completion_stream(eng: Engine, reqs: list[GenRequest], head: dict[str
                 lp = _completion_logprobs(eng, ev.prompt_logprobs or [], prompt_of[i], [])
             yield chunk(i, eng.detokenize(prompt_of[i]), lp=lp)
         if not drop and (delta.text or ev.logprob):
-            lp = _completion_logprobs(eng, [], [], [ev.logprob]) if ev.logprob and body.logprobs is not None else None
+            lp = (
+                _completion_logprobs(eng, [], [], [ev.logprob])
+                if ev.logprob and body.logprobs is not None
+                else None
+            )
             yield chunk(i, delta.text, lp=lp)
         if delta.finish_reason:
             n_generated += 0 if drop else c.n_generated
             yield chunk(i, "", "length" if drop else delta.finish_reason)
     if body.include_usage:
-        yield _data({**head, "object": "text_completion", "choices": [], "usage": usage(n_prompt, n_generated)})
+        yield _data(
+            {**head, "object": "text_completion", "choices": [], "usage": usage(n_prompt, n_generated)}
+        )
     yield "data: [DONE]\n\n"
 
 
-def _completion_logprobs(eng: Engine, prompt_lps: list[TokenLogprob | None], prompt_ids: list[int],
-                         generated: list[TokenLogprob]) -> dict[str, Any]:
+def _completion_logprobs(
+    eng: Engine, prompt_lps: list[TokenLogprob | None], prompt_ids: list[int], generated: list[TokenLogprob]
+) -> dict[str, Any]:
     tokens, token_lps, tops, offsets, pos = [], [], [], [], 0
     entries: list[tuple[int, TokenLogprob | None]] = list(zip(prompt_ids, prompt_lps, strict=False))
     entries += [(t.token, t) for t in generated]
@@ -254,26 +343,43 @@ def _max_tokens(model: ServedModel, n_prompt: int, requested: int | None, explic
     room = model.ctx - n_prompt
     if room <= 0 or (requested is not None and explicit and requested > room):
         asked = f" and {requested} for the completion" if requested is not None and explicit else ""
-        raise ApiError(400, f"This model's maximum context length is {model.ctx} tokens. However, you requested "
-                       f"{n_prompt + (requested or 0) if explicit else n_prompt} tokens ({n_prompt} in the prompt{asked}). "
-                       "Please reduce the length of the prompt or the completion.",
-                       code="context_length_exceeded", param="messages")
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {model.ctx} tokens. However, you requested "
+            f"{n_prompt + (requested or 0) if explicit else n_prompt} tokens ({n_prompt} in the prompt{asked}). "
+            "Please reduce the length of the prompt or the completion.",
+            code="context_length_exceeded",
+            param="messages",
+        )
     return min(requested, room) if requested is not None else room
 
 
 def _submit(model: ServedModel, reqs: list[GenRequest], metrics: Metrics) -> None:
     needs_runner = any(r.grammar or r.logprobs is not None or r.prompt_logprobs for r in reqs)
     if needs_runner and not model.batched:
-        raise ApiError(400, f"logprobs, response_format and forced tool_choice need the llamacpp engine; "
-                       f"'{model.name}' runs on {model.engine_kind}.", code="unsupported_on_engine")
+        raise ApiError(
+            400,
+            f"logprobs, response_format and forced tool_choice need the llamacpp engine; "
+            f"'{model.name}' runs on {model.engine_kind}.",
+            code="unsupported_on_engine",
+        )
     try:
         model.scheduler.submit(reqs)
     except QueueFull:
-        raise ApiError(429, f"The server is busy: more than {model.scheduler.max_queue} requests are waiting. "
-                       "Retry shortly.", "rate_limit_error", "queue_full", headers={"Retry-After": "1"}) from None
+        raise ApiError(
+            429,
+            f"The server is busy: more than {model.scheduler.max_queue} requests are waiting. Retry shortly.",
+            "rate_limit_error",
+            "queue_full",
+            headers={"Retry-After": "1"},
+        ) from None
     except EngineDead as e:
-        raise ApiError(503, f"The engine of '{model.name}' has failed ({e}); restart the server.", "server_error",
-                       "engine_dead") from None
+        raise ApiError(
+            503,
+            f"The engine of '{model.name}' has failed ({e}); restart the server.",
+            "server_error",
+            "engine_dead",
+        ) from None
     metrics.prompt_tokens.inc(sum(len(r.prompt_ids) for r in reqs))
 
 
@@ -376,8 +482,11 @@ def _sse(stream: AsyncIterator[str], reqs: list[GenRequest]) -> StreamingRespons
             for r in reqs:
                 r.cancel()
 
-    return StreamingResponse(guarded(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        guarded(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _data(obj: dict[str, Any]) -> str:

@@ -41,13 +41,22 @@ def load_served_models(
             raise UserError(f"--lora expects NAME=PATH, got '{spec}'.", "Example: --lora sql=runs/sql-lora")
         source = resolve(path)
         if source.adapter is None:
-            raise UserError(f"--lora {name}: {path} is not a LoRA adapter directory (no adapter_config.json).", "")
+            raise UserError(
+                f"--lora {name}: {path} is not a LoRA adapter directory (no adapter_config.json).", ""
+            )
         _add(served, name, path, "transformers", parallel, ctx, max_queue)
     return served
 
 
-def _add(served: dict[str, ServedModel], name: str, arg: str | None, kind: str, parallel: int, ctx: int,
-         max_queue: int) -> None:
+def _add(
+    served: dict[str, ServedModel],
+    name: str,
+    arg: str | None,
+    kind: str,
+    parallel: int,
+    ctx: int,
+    max_queue: int,
+) -> None:
     if name in served:
         raise UserError(f"two served models are named '{name}'.", "Give LoRA adapters distinct names.")
     eng = load_engine(arg, kind, n_ctx=ctx)

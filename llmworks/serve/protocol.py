@@ -46,8 +46,13 @@ class _Request(BaseModel):
         # n > 1 with a seed: each choice gets its own derived seed, so choices differ yet stay reproducible.
         seed = None if self.seed is None else self.seed + choice
         return SamplingParams(
-            max_tokens=max_tokens, temperature=temperature, top_p=self.top_p or 1.0, top_k=self.top_k or 0,
-            seed=seed, stop=stop, repetition_penalty=self.repetition_penalty or 1.0,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=self.top_p or 1.0,
+            top_k=self.top_k or 0,
+            seed=seed,
+            stop=stop,
+            repetition_penalty=self.repetition_penalty or 1.0,
         )
 
 

@@ -29,12 +29,18 @@ def tool_choice_mode(tools: list[dict[str, Any]] | None, choice: str | dict[str,
         return "auto"
     if choice == "required":
         return "required"
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and choice["function"].get("name"):
+    if (
+        isinstance(choice, dict)
+        and isinstance(choice.get("function"), dict)
+        and choice["function"].get("name")
+    ):
         name = choice["function"]["name"]
         if name not in {_fn(t)["name"] for t in tools}:
             raise UserError(f"tool_choice names '{name}', which is not among the tools.", "")
         return name
-    raise UserError(f"tool_choice {choice!r} is not valid.", 'Use "none", "auto", "required" or a named function.')
+    raise UserError(
+        f"tool_choice {choice!r} is not valid.", 'Use "none", "auto", "required" or a named function.'
+    )
 
 
 def template_messages(
@@ -84,7 +90,9 @@ def response_format_grammar(fmt: dict[str, Any] | None) -> str | None:
         if not isinstance(schema, dict):
             raise UserError("response_format json_schema needs json_schema.schema (an object).", "")
         return schema_grammar(schema)
-    raise UserError(f"response_format type '{fmt['type']}' is not supported.", "Use text, json_object or json_schema.")
+    raise UserError(
+        f"response_format type '{fmt['type']}' is not supported.", "Use text, json_object or json_schema."
+    )
 
 
 def schema_grammar(schema: dict[str, Any]) -> str:
@@ -93,7 +101,9 @@ def schema_grammar(schema: dict[str, Any]) -> str:
     try:
         return json_schema_to_gbnf(json.dumps(schema))
     except Exception as e:  # the converter raises plain exceptions on schemas it cannot express
-        raise UserError(f"the JSON schema cannot be turned into a grammar: {e}", "Simplify the schema.") from None
+        raise UserError(
+            f"the JSON schema cannot be turned into a grammar: {e}", "Simplify the schema."
+        ) from None
 
 
 def parse_tool_calls(text: str, forced: bool) -> tuple[str | None, list[dict[str, Any]]]:
@@ -107,11 +117,16 @@ def parse_tool_calls(text: str, forced: bool) -> tuple[str | None, list[dict[str
             continue
         if isinstance(obj, dict) and isinstance(obj.get("name"), str):
             args = obj.get("arguments", {})
-            calls.append({
-                "id": f"call_{uuid.uuid4().hex[:24]}",
-                "type": "function",
-                "function": {"name": obj["name"], "arguments": args if isinstance(args, str) else json.dumps(args)},
-            })
+            calls.append(
+                {
+                    "id": f"call_{uuid.uuid4().hex[:24]}",
+                    "type": "function",
+                    "function": {
+                        "name": obj["name"],
+                        "arguments": args if isinstance(args, str) else json.dumps(args),
+                    },
+                }
+            )
     if not calls:
         return text, []
     rest = "" if forced else _CALL.sub("", text).strip()
@@ -127,7 +142,7 @@ def may_become_call(text: str) -> bool:
 def _fn(tool: dict[str, Any]) -> dict[str, Any]:
     fn = tool.get("function")
     if tool.get("type") != "function" or not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-        raise UserError("each tool must be {\"type\": \"function\", \"function\": {\"name\": ..., ...}}.", "")
+        raise UserError('each tool must be {"type": "function", "function": {"name": ..., ...}}.', "")
     return fn
 
 

@@ -1,0 +1,142 @@
+"""`llmworks serve` vs `python -m llama_cpp.server` on the embedded GGUF, same client, same run.
+
+    .venv/bin/python bench/serve.py [--num-prompts 16] [--input-len 128] [--output-len 128]
+
+Starts each server in turn on a free loopback port (never both at once: the machine has 2 cores),
+runs `llmworks bench serve` at concurrency 1 and 8 against it, stops it, and prints one JSON line with
+both results and the ratios ours / llama_cpp.server, plus a readable table on stderr. Targets:
+single-stream output tokens/s >= 0.9x, p50 TTFT at concurrency 1 <= 1.2x, aggregate output tokens/s at
+concurrency 8 >= 2x. llama_cpp.server runs with its defaults (n_ctx and n_threads aside), as a user would
+run it: that includes interrupting in-flight requests when a new one arrives.
+When this install has no `llmworks serve` yet, that side is skipped with a message and ratios are null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from llmworks.bench.metrics import LevelResult
+from llmworks.bench.serve_client import ServeBenchConfig, run_benchmark
+from llmworks.bench.servers import free_port, llama_cpp_server_cmd, llmworks_serve_cmd, running_server
+from llmworks.errors import UserError
+from llmworks.models.sources import resolve
+
+LEVELS = [1, 8]
+TARGETS = {"single_stream_output_tps": ">= 0.9", "ttft_p50_c1": "<= 1.2", "aggregate_output_tps_c8": ">= 2.0"}
+
+
+def bench(name: str, cmd: list[str], port: int, args: argparse.Namespace, logs: Path) -> list[LevelResult]:
+    log = logs / f"{name}.log"
+    print(f"[{name}] starting: {' '.join(cmd)}  (log: {log})", file=sys.stderr, flush=True)
+    with running_server(cmd, port, log, timeout=300) as url:
+        config = ServeBenchConfig(
+            base_url=url,
+            concurrency=LEVELS,
+            num_prompts=args.num_prompts,
+            input_len=args.input_len,
+            output_len=args.output_len,
+            seed=args.seed,
+        )
+
+        def progress(level: int, done: int) -> None:
+            if done == args.num_prompts:
+                print(
+                    f"[{name}] concurrency {LEVELS[level]}: {done} requests done", file=sys.stderr, flush=True
+                )
+
+        results = run_benchmark(config, progress)
+    print(f"[{name}] stopped", file=sys.stderr, flush=True)
+    return results
+
+
+def ratios(ours: list[LevelResult], base: list[LevelResult]) -> dict[str, float | None]:
+    o, b = {r.concurrency: r for r in ours}, {r.concurrency: r for r in base}
+    return {
+        "single_stream_output_tps": _ratio(o[1].output_throughput, b[1].output_throughput),
+        "ttft_p50_c1": _ratio(o[1].ttft_ms.p50, b[1].ttft_ms.p50),
+        "aggregate_output_tps_c8": _ratio(o[8].output_throughput, b[8].output_throughput),
+    }
+
+
+def table(runs: dict[str, list[LevelResult]]) -> str:
+    rows = [
+        f"{'server':<20}{'c':>3}{'ok/fail':>9}{'out tok/s':>11}{'TTFT p50':>10}{'TPOT p50':>10}{'short':>7}"
+    ]
+    for name, results in runs.items():
+        for r in results:
+            rows.append(
+                f"{name:<20}{r.concurrency:>3}{f'{r.completed}/{r.failed}':>9}{r.output_throughput:>11.1f}"
+                f"{_ms(r.ttft_ms.p50):>10}{_ms(r.tpot_ms.p50):>10}{r.short_requests:>7}"
+            )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--num-prompts", type=int, default=16, help="requests per concurrency level")
+    ap.add_argument("--input-len", type=int, default=128, help="prompt tokens (approximate)")
+    ap.add_argument("--output-len", type=int, default=128, help="max_tokens per request")
+    ap.add_argument("--n-ctx", type=int, default=2048, help="llama_cpp.server context size")
+    ap.add_argument("--threads", type=int, default=2, help="llama_cpp.server n_threads")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    gguf = resolve().path
+    logs = Path(tempfile.mkdtemp(prefix="llmworks-bench-serve-"))
+    runs: dict[str, list[LevelResult]] = {}
+
+    port = free_port()
+    cmd = llama_cpp_server_cmd(gguf, port, n_ctx=args.n_ctx, n_threads=args.threads)
+    runs["llama_cpp.server"] = bench("llama_cpp.server", cmd, port, args, logs)
+
+    port = free_port()
+    ours_cmd = llmworks_serve_cmd(port)
+    skipped = None
+    if ours_cmd is None:
+        skipped = "`llmworks serve` is not available in this install yet: only the baseline was measured."
+        print(f"[llmworks serve] skipped: {skipped}", file=sys.stderr)
+    else:
+        runs["llmworks serve"] = bench("llmworks serve", ours_cmd, port, args, logs)
+
+    result: dict[str, Any] = {
+        "bench": "serve",
+        "model": gguf.name,
+        "config": {**vars(args), "concurrency": LEVELS},
+        "llama_cpp_server": [r.to_dict() for r in runs["llama_cpp.server"]],
+        "llmworks_serve": [r.to_dict() for r in runs["llmworks serve"]] if "llmworks serve" in runs else None,
+        "skipped": skipped,
+        "ratios": ratios(runs["llmworks serve"], runs["llama_cpp.server"])
+        if "llmworks serve" in runs
+        else None,
+        "targets": TARGETS,
+        "logs": str(logs),
+    }
+    print(table(runs), file=sys.stderr)
+    for name, results in runs.items():
+        for r in results:
+            for w in r.warnings:
+                print(f"warning [{name}, c={r.concurrency}]: {w}", file=sys.stderr)
+    print(json.dumps(result), flush=True)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as e:  # servers are already stopped by their context managers
+        sys.exit(f"error: {e.problem} {e.fix}".strip())

@@ -1,0 +1,1 @@
+"""Benchmarks of running stages: `llmworks bench serve` measures any OpenAI-compatible server."""
