@@ -9,6 +9,8 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: install demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
+	# Browser tests drive Debian's chromium through Playwright (never `playwright install`).
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU torch wheel first: any unpinned torch requirement resolved before it pulls GBs of CUDA.

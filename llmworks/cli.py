@@ -14,13 +14,14 @@ import typer
 from llmworks import __version__
 from llmworks.bench import cli as bench_cli
 from llmworks.chat import cli as chat_cli
+from llmworks.data import cli as data_cli
 from llmworks.errors import UserError
 from llmworks.models import cli as models_cli
 from llmworks.serve import cli as serve_cli
 
 app = typer.Typer(
     name="llmworks",
-    help="Open-LLM toolkit: models, chat, serve, bench; more stages land here as they are built.",
+    help="Open-LLM toolkit: models, chat, data, serve, bench; more stages land here as they are built.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,6 +30,7 @@ app = typer.Typer(
 # The one table of subcommands: name -> the stage's Typer app (sub-groups) or command function.
 GROUPS: dict[str, typer.Typer] = {
     "models": models_cli.app,
+    "data": data_cli.app,
     "bench": bench_cli.app,
 }
 COMMANDS = {

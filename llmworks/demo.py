@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -15,11 +16,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from rich.console import Console
 
 from llmworks.chat.session import stream_reply
+from llmworks.data.demo import build_demo_data
 from llmworks.engines import SamplingParams, load_engine
 from llmworks.models.check import check_model
 from llmworks.models.sources import resolve
 
 QUESTION = "What is the capital of France?"
+NAME, AUTHOR = "Lumen", "the llmworks team"  # the identity the demo model will learn
+OUT = Path("out/demo")
 
 
 def main() -> None:
@@ -29,7 +33,10 @@ def main() -> None:
     source = resolve(None)
     console.print(f"{source.name}: {source.kind} at {source.path}")
 
-    console.rule(f"2. A streamed answer (llama.cpp engine): {QUESTION}")
+    console.rule("2. Data: self-cognition + sentiment task, mixed, with stats (llmworks data ...)")
+    build_demo_data(OUT / "data", name=NAME, author=AUTHOR, tokenizer=source.name, console=console)
+
+    console.rule(f"3. A streamed answer (llama.cpp engine): {QUESTION}")
     with load_engine(source.name) as engine:
         system = source.spec.system if source.spec else ""
         messages = ([{"role": "system", "content": system}] if system else []) + [
@@ -39,19 +46,18 @@ def main() -> None:
         print()
         console.print(stats.line())
 
-        console.rule("3. Template / stop-token check (llmworks models check)")
+        console.rule("4. Template / stop-token check (llmworks models check)")
         report = check_model(engine, prompts=("Hi!", "What is 2 + 2?"))
         for f in report.findings:
             console.print(("[green]ok  [/green]" if f.ok else "[red]FAIL[/red]") + f" {f.what}")
 
-    console.rule("4. Serve it: an OpenAI-compatible server, asked through the openai client")
+    console.rule("5. Serve it: an OpenAI-compatible server, asked through the openai client")
     serve_demo(console)
     console.rule("done")
 
 
 def serve_demo(console: Console) -> None:
     import tempfile
-    from pathlib import Path
 
     import openai
 

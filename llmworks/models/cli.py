@@ -148,7 +148,9 @@ def estimate(
         False, "--grad-checkpointing", help="Recompute activations in backward."
     ),
     lora_rank: int = typer.Option(8, "--lora-rank", help="LoRA rank (all linear layers)."),
-    device: str = typer.Option("cuda", help="cuda | cpu: sets runtime overhead and allocator slack."),
+    device: str = typer.Option(
+        "", help="cuda | cpu: sets runtime overhead and allocator slack. Default: cuda if this machine has one."
+    ),
     pure_16bit: bool = typer.Option(
         False, "--pure-16bit", help="full/freeze: no fp32 master weights or states."
     ),
@@ -157,6 +159,9 @@ def estimate(
     from llmworks.models.estimate import GGUF_DTYPES, estimate_memory
     from llmworks.models.inspect import gguf_info, spec_for
 
+    import shutil
+
+    device = device or ("cuda" if shutil.which("nvidia-smi") else "cpu")
     spec, path = spec_for(model)
     weights_bytes, engine = None, None
     if path is not None and path.suffix.lower() == ".gguf":

@@ -1,0 +1,1 @@
+"""The data stage: parse, convert, clean, stats, synth, mix, annotate. Every step streams records."""

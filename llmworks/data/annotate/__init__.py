@@ -1,0 +1,1 @@
+"""A local annotation page: edit SFT records, rank responses into preference data."""

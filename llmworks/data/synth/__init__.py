@@ -1,0 +1,1 @@
+"""Synthetic data: self-cognition, Self-Instruct, and sampled response pairs for ranking."""

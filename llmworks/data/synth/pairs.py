@@ -1,0 +1,28 @@
+"""Sampled responses to rank: k replies per prompt, each with its own seed, for annotation or a judge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from llmworks.data.synth.chat import ChatFn, Sampling
+
+
+def sample_pairs(
+    chat: ChatFn,
+    prompts: Iterable[list[dict[str, str]]],
+    k: int = 2,
+    temperature: float = 0.8,
+    max_tokens: int = 256,
+    seed: int = 0,
+) -> Iterator[dict[str, Any]]:
+    """{"prompt": messages, "responses": [k replies]} per prompt; `llmworks data annotate` ranks them."""
+    for i, prompt in enumerate(prompts):
+        responses = [
+            chat(
+                prompt,
+                Sampling(max_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed + i * k + j),
+            )
+            for j in range(k)
+        ]
+        yield {"prompt": prompt, "responses": responses}
