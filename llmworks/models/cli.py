@@ -149,17 +149,18 @@ def estimate(
     ),
     lora_rank: int = typer.Option(8, "--lora-rank", help="LoRA rank (all linear layers)."),
     device: str = typer.Option(
-        "", help="cuda | cpu: sets runtime overhead and allocator slack. Default: cuda if this machine has one."
+        "",
+        help="cuda | cpu: sets runtime overhead and allocator slack. Default: cuda if this machine has one.",
     ),
     pure_16bit: bool = typer.Option(
         False, "--pure-16bit", help="full/freeze: no fp32 master weights or states."
     ),
 ) -> None:
     """Estimate peak memory (GiB) for inference or fine-tuning: weights, KV cache, grads, optimizer, activations."""
+    import shutil
+
     from llmworks.models.estimate import GGUF_DTYPES, estimate_memory
     from llmworks.models.inspect import gguf_info, spec_for
-
-    import shutil
 
     device = device or ("cuda" if shutil.which("nvidia-smi") else "cpu")
     spec, path = spec_for(model)
