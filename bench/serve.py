@@ -8,7 +8,6 @@ both results and the ratios ours / llama_cpp.server, plus a readable table on st
 single-stream output tokens/s >= 0.9x, p50 TTFT at concurrency 1 <= 1.2x, aggregate output tokens/s at
 concurrency 8 >= 2x. llama_cpp.server runs with its defaults (n_ctx and n_threads aside), as a user would
 run it: that includes interrupting in-flight requests when a new one arrives.
-When this install has no `llmworks serve` yet, that side is skipped with a message and ratios are null.
 """
 
 from __future__ import annotations
@@ -98,24 +97,15 @@ def main() -> None:
     runs["llama_cpp.server"] = bench("llama_cpp.server", cmd, port, args, logs)
 
     port = free_port()
-    ours_cmd = llmworks_serve_cmd(port)
-    skipped = None
-    if ours_cmd is None:
-        skipped = "`llmworks serve` is not available in this install yet: only the baseline was measured."
-        print(f"[llmworks serve] skipped: {skipped}", file=sys.stderr)
-    else:
-        runs["llmworks serve"] = bench("llmworks serve", ours_cmd, port, args, logs)
+    runs["llmworks serve"] = bench("llmworks serve", llmworks_serve_cmd(port), port, args, logs)
 
     result: dict[str, Any] = {
         "bench": "serve",
         "model": gguf.name,
         "config": {**vars(args), "concurrency": LEVELS},
         "llama_cpp_server": [r.to_dict() for r in runs["llama_cpp.server"]],
-        "llmworks_serve": [r.to_dict() for r in runs["llmworks serve"]] if "llmworks serve" in runs else None,
-        "skipped": skipped,
-        "ratios": ratios(runs["llmworks serve"], runs["llama_cpp.server"])
-        if "llmworks serve" in runs
-        else None,
+        "llmworks_serve": [r.to_dict() for r in runs["llmworks serve"]],
+        "ratios": ratios(runs["llmworks serve"], runs["llama_cpp.server"]),
         "targets": TARGETS,
         "logs": str(logs),
     }

@@ -36,14 +36,9 @@ def llama_cpp_server_cmd(
     return cmd
 
 
-def llmworks_serve_cmd(port: int, extra: Sequence[str] = ()) -> list[str] | None:
-    """`llmworks serve --port P` from this environment, or None when this install has no serve command yet."""
-    exe = Path(sys.executable).with_name("llmworks")
-    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "llmworks.cli"]
-    probe = subprocess.run([*cmd, "serve", "--help"], capture_output=True, text=True, timeout=120)
-    if probe.returncode != 0:
-        return None
-    return [*cmd, "serve", "--port", str(port), *extra]
+def llmworks_serve_cmd(port: int, extra: Sequence[str] = ()) -> list[str]:
+    """`llmworks serve --port P` from this environment (the embedded model unless `extra` names one)."""
+    return [sys.executable, "-m", "llmworks.cli", "serve", "--port", str(port), *extra]
 
 
 def wait_ready(
