@@ -43,7 +43,7 @@ def measure(stream) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
     return first - start, (n - 1) / (end - first) if n > 1 else 0.0, n
 
 
-def ours(engine, prompt: str, max_tokens: int):  # type: ignore[no-untyped-def]
+def ours(engine, prompt: str | list[int], max_tokens: int):  # type: ignore[no-untyped-def]
     return measure(len(d.token_ids) for d in engine.generate(prompt, SamplingParams(max_tokens=max_tokens)))
 
 
@@ -139,6 +139,9 @@ def main() -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         prompt = eng.template.render(PROMPT)
+        ids = eng.encode_prompt(
+            prompt
+        )  # raw HF generate gets token ids: so does ours, for a like-for-like TTFT
         hf_dir = hf_dir_for(resolve(None))
         model = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
         tok = AutoTokenizer.from_pretrained(hf_dir)
@@ -146,7 +149,7 @@ def main() -> None:
             json.dumps(
                 compare(
                     "transformers",
-                    lambda: ours(eng, prompt, args.hf_tokens),
+                    lambda: ours(eng, ids, args.hf_tokens),
                     lambda: raw_hf(model, tok, prompt, args.hf_tokens),
                     args.repeats,
                 )

@@ -6,8 +6,10 @@ so `llmworks --help` stays fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 
 import typer
 
@@ -18,10 +20,11 @@ from llmworks.data import cli as data_cli
 from llmworks.errors import UserError
 from llmworks.models import cli as models_cli
 from llmworks.serve import cli as serve_cli
+from llmworks.train import cli as train_cli
 
 app = typer.Typer(
     name="llmworks",
-    help="Open-LLM toolkit: models, chat, data, serve, bench; more stages land here as they are built.",
+    help="Open-LLM toolkit: models, chat, data, train, serve, bench; more stages land here as they are built.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,6 +34,7 @@ app = typer.Typer(
 GROUPS: dict[str, typer.Typer] = {
     "models": models_cli.app,
     "data": data_cli.app,
+    "train": train_cli.app,
     "bench": bench_cli.app,
 }
 COMMANDS = {
@@ -66,6 +70,11 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Library chatter (weight-loading bars, deprecation notes, optional-kernel notices) is not ours to show.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         app()
     except UserError as e:

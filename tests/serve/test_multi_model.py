@@ -29,8 +29,9 @@ def adapter_dir(tiny_hf_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def server(tiny_gguf: Path, tiny_hf_dir: Path, adapter_dir: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    tiny_gguf: Path, tiny_hf_dir: Path, adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     args = [str(tiny_gguf), str(tiny_hf_dir), "--lora", f"mylora={adapter_dir}", "--ctx", "256"]
     s = start_server(args, tmp_path_factory.mktemp("multi") / "log")
     yield s
@@ -71,6 +72,10 @@ def test_lora_spec_errors(tmp_path: Path, tiny_gguf: Path) -> None:
     import sys
 
     for bad, needle in [("noequals", "NAME=PATH"), (f"x={tiny_gguf}", "not a LoRA adapter")]:
-        r = subprocess.run([sys.executable, "-m", "llmworks.cli", "serve", str(tiny_gguf), "--lora", bad],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "llmworks.cli", "serve", str(tiny_gguf), "--lora", bad],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
