@@ -32,6 +32,7 @@ def progress(description: str, total: int | None = None, unit: str = "bytes") ->
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # in logs and pipes a live bar only leaves blank lines
     )
     with bar:
         bar.add_task(description, total=total or None)
