@@ -106,7 +106,7 @@ def compare(name: str, mine, raw, repeats: int) -> dict:  # type: ignore[no-unty
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--hf-tokens", type=int, default=64)
+    ap.add_argument("--hf-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     threads = os.cpu_count() or 1
