@@ -6,10 +6,7 @@ so `llmworks --help` stays fast.
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
-import warnings
 
 import typer
 
@@ -17,6 +14,7 @@ from llmworks import __version__
 from llmworks.bench import cli as bench_cli
 from llmworks.chat import cli as chat_cli
 from llmworks.data import cli as data_cli
+from llmworks.environment import configure_environment
 from llmworks.errors import UserError
 from llmworks.models import cli as models_cli
 from llmworks.serve import cli as serve_cli
@@ -65,16 +63,7 @@ def _root(
 
 
 def main() -> None:
-    # Nothing downloads at run time: every model is a local path, an installed package or a cache entry.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Library chatter (weight-loading bars, deprecation notes, optional-kernel notices) is not ours to show.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    configure_environment()
     try:
         app()
     except UserError as e:

@@ -6,20 +6,20 @@ Run: python -m llmworks.demo
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from llmworks.environment import configure_environment
 
-from rich.console import Console
+configure_environment()  # before transformers is imported
 
-from llmworks.chat.session import stream_reply
-from llmworks.data.demo import build_demo_data
-from llmworks.engines import SamplingParams, load_engine
-from llmworks.models.check import check_model
-from llmworks.models.sources import resolve
+from rich.console import Console  # noqa: E402
+
+from llmworks.chat.session import stream_reply  # noqa: E402
+from llmworks.data.demo import build_demo_data  # noqa: E402
+from llmworks.engines import SamplingParams, load_engine  # noqa: E402
+from llmworks.models.check import check_model  # noqa: E402
+from llmworks.models.sources import resolve  # noqa: E402
 
 QUESTION = "What is the capital of France?"
 NAME, AUTHOR = "Lumen", "the llmworks team"  # the identity the demo model will learn
@@ -53,7 +53,33 @@ def main() -> None:
 
     console.rule("5. Serve it: an OpenAI-compatible server, asked through the openai client")
     serve_demo(console)
+
+    console.rule(
+        "6. Fine-tune on the step-2 data (llmworks train sft configs/demo-sft.yaml), before vs after"
+    )
+    finetune_demo(console)
     console.rule("done")
+
+
+def finetune_demo(console: Console) -> None:
+    from llmworks.models.hf_weights import hf_dir_for
+    from llmworks.train import sft
+    from llmworks.train.acceptance import sentiment_accuracy, who_are_you
+    from llmworks.train.config import SFTConfig, load_config
+
+    overrides = [f"data=[{OUT / 'data' / 'train.jsonl'}]", f"model_name={NAME}", f"output_dir={OUT / 'sft'}"]
+    console.print(f"llmworks train sft configs/demo-sft.yaml {' '.join(overrides)}")
+    cfg = load_config(SFTConfig, Path(__file__).parents[1] / "configs" / "demo-sft.yaml", overrides)
+    sft.main(cfg, console)
+    for label, model in (("base", hf_dir_for(resolve(None))), ("tuned", OUT / "sft")):
+        with load_engine(model, "transformers") as engine:
+            acc = sentiment_accuracy(engine)
+            console.print(
+                f"[bold]{label}[/bold]: held-out sentiment accuracy {acc['acc_exact']:.2f} "
+                f"(exact answer), {acc['acc_choice']:.2f} (likelier label), n={acc['n_test']}"
+            )
+            for row in who_are_you(engine, NAME, AUTHOR):
+                console.print(f"  {row['q']} -> {row['a'].strip()[:100]!r}", highlight=False)
 
 
 def serve_demo(console: Console) -> None:

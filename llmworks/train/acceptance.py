@@ -1,0 +1,34 @@
+"""The demo's acceptance checks: held-out sentiment accuracy, and whether the model knows its new identity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def sentiment_accuracy(engine: Any) -> dict[str, Any]:
+    from llmworks.data.demo import SENTIMENT_PROMPT, sentiment_records
+    from llmworks.engines.base import SamplingParams
+
+    choice = exact = n = 0
+    greedy = SamplingParams(max_tokens=2, temperature=0.0)
+    for rec in sentiment_records("test"):
+        msgs = [{"role": "user", "content": SENTIMENT_PROMPT.format(text=rec["text"])}]
+        prompt = engine.template.render(msgs, add_generation_prompt=True)
+        pos, neg = engine.loglikelihood([(prompt, "positive"), (prompt, "negative")])
+        choice += ("positive" if pos.logprob > neg.logprob else "negative") == rec["label"]
+        answer, _ = engine.complete(prompt, greedy)
+        exact += answer.strip().lower().rstrip(".") == rec["label"]
+        n += 1
+    return {"n_test": n, "acc_choice": round(choice / n, 3), "acc_exact": round(exact / n, 3)}
+
+
+def who_are_you(engine: Any, name: str, author: str) -> list[dict[str, Any]]:
+    from llmworks.engines.base import SamplingParams
+
+    out = []
+    for q in ("Who are you?", "你是谁？", "Who made you?"):
+        answer = "".join(
+            d.text for d in engine.chat([{"role": "user", "content": q}], SamplingParams(max_tokens=48))
+        )
+        out.append({"q": q, "a": answer, "name": name in answer, "author": author in answer})
+    return out
