@@ -34,16 +34,19 @@ def diagnose(path: Path) -> str:
 
 def check_gguf(path: Path) -> None:
     """Raise GGUFError unless `path` has the GGUF header, parses, and holds every tensor's bytes."""
-    _read(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns)
+    read_gguf(path)
 
 
-def gguf_metadata(path: Path) -> dict[str, Any]:
-    """All metadata key/values, except the large tokenizer arrays (tokens, scores, merges, types)."""
-    return dict(_read(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns))
+def read_gguf(path: Path) -> Any:
+    """The file's `gguf.GGUFReader`, checked complete (GGUFError otherwise). Parsing a large vocabulary
+    takes seconds, so the reader is cached per file version: `models info` and `estimate` share it."""
+    path = path.resolve()
+    stat = path.stat()
+    return _read(path, stat.st_size, stat.st_mtime_ns)
 
 
-@lru_cache(maxsize=16)
-def _read(path: Path, size: int, _mtime: int) -> tuple[tuple[str, Any], ...]:
+@lru_cache(maxsize=8)
+def _read(path: Path, size: int, _mtime: int) -> Any:
     check_header(path)
     from gguf import GGUFReader
 
@@ -56,18 +59,4 @@ def _read(path: Path, size: int, _mtime: int) -> tuple[tuple[str, Any], ...]:
         raise GGUFError("holds no tensors")
     if end > size:
         raise GGUFError(f"is truncated: tensors need {end:,} bytes, the file has {size:,}")
-    meta: list[tuple[str, Any]] = []
-    for name, field in reader.fields.items():
-        if name.startswith("tokenizer.ggml.") and name.split(".")[-1] in {
-            "tokens",
-            "scores",
-            "merges",
-            "token_type",
-        }:
-            meta.append((name + ".count", len(field.data)))
-            continue
-        try:
-            meta.append((name, field.contents()))
-        except Exception:  # an exotic field type: keep the rest readable
-            continue
-    return tuple(meta)
+    return reader

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -138,32 +137,16 @@ def spec_from_hf_dir(path: Path, name: str | None = None) -> ModelSpec:
 
 def gguf_info(path: Path) -> dict[str, Any]:
     """What `models info` shows for a GGUF file: shape keys, quantization, template, special tokens."""
+    from gguf import LlamaFileType
+
+    from llmworks.models.gguf_meta import GGUFError, read_gguf
+
     path = path.resolve()
-    stat = path.stat()
-    return dict(_gguf_info(path, stat.st_size, stat.st_mtime_ns))
-
-
-@lru_cache(maxsize=8)
-def _gguf_info(path: Path, size: int, _mtime: int) -> tuple[tuple[str, Any], ...]:
-    # One parse serves metadata, tensors and token strings: GGUFReader takes seconds on a 49k-token
-    # vocabulary, so this does not go through gguf_meta (which would parse the file a second time).
-    from gguf import GGUFReader, LlamaFileType
-
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    size = path.stat().st_size
     try:
-        if magic != b"GGUF":
-            raise ValueError("not a GGUF file (bad magic bytes)")
-        reader = GGUFReader(path, "r")
-        end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
-    except Exception as e:  # the reader fails in many ways on a damaged file
-        raise BadModel(
-            f"{path}: cannot be read as GGUF ({e}).", "Re-download or re-export the file."
-        ) from None
-    if end > size:
-        raise BadModel(
-            f"{path}: truncated ({size:,} of {end:,} bytes).", "Re-download or re-export the file."
-        )
+        reader = read_gguf(path)  # cached: one parse serves metadata, tensors and token strings
+    except GGUFError as e:
+        raise BadModel(f"{path} {e}.", "Re-download or re-export the file.") from None
 
     def field(name: str) -> Any:
         f = reader.fields.get(name)
@@ -213,7 +196,7 @@ def _gguf_info(path: Path, size: int, _mtime: int) -> tuple[tuple[str, Any], ...
         "eos_token": token("tokenizer.ggml.eos_token_id"),
         "eot_token": token("tokenizer.ggml.eot_token_id"),
     }
-    return tuple(info.items())
+    return info
 
 
 def spec_from_gguf(path: Path, info: dict[str, Any] | None = None) -> ModelSpec:
