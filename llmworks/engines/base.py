@@ -11,8 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 from llmworks.engines.types import Delta, FinishReason, LoglikelihoodResult, SamplingParams
-from llmworks.errors import PromptTooLong
+from llmworks.errors import PromptTooLong, UserError
 from llmworks.models.template import ChatTemplate, Message, no_template_error
+
+DEFAULT_MAX_CTX = 8192
+"""Context used when none is asked for: the model's own, capped so the KV cache stays small."""
 
 
 class Engine(ABC):
@@ -71,6 +74,25 @@ class Engine(ABC):
             text.append(d.text)
             reason = d.finish_reason or reason
         return "".join(text), reason  # type: ignore[return-value]
+
+    def default_system(self) -> str | None:
+        """The registry's system prompt for this model (chat, serve), or None for the template's own."""
+        spec = getattr(getattr(self, "source", None), "spec", None)
+        return getattr(spec, "system", "") or None
+
+    def split_continuation(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Token ids of a (context, continuation) pair for scoring, checked to fit the context.
+
+        The continuation gets the tokens the whole text has after the context's; if tokenization merges
+        across the boundary, it is encoded on its own instead.
+        """
+        ctx_ids = self.encode_prompt(context)
+        whole = self.encode_prompt(context + continuation)
+        cont_ids = whole[len(ctx_ids) :] if whole[: len(ctx_ids)] == ctx_ids else self.tokenize(continuation)
+        if not ctx_ids or not cont_ids:
+            raise UserError("loglikelihood needs a non-empty context and continuation.", "")
+        self.check_fits(len(ctx_ids) + len(cont_ids), 0)
+        return ctx_ids, cont_ids
 
     def check_fits(self, n_prompt: int, max_tokens: int) -> None:
         """Raise PromptTooLong when the prompt leaves no room to generate."""

