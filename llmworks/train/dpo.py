@@ -22,7 +22,7 @@ from llmworks.train import data as D
 from llmworks.train import run
 from llmworks.train.config import DPOConfig
 from llmworks.train.loop import run_loop
-from llmworks.train.loss import sequence_logprobs
+from llmworks.train.loss import Scorer, TargetScorer, sequence_logprobs
 
 
 def main(
@@ -79,10 +79,11 @@ class DPOLoss:
 
     def add_reference(self, model: Any, pairs: Sequence[Pair], batch_size: int) -> None:
         model.eval()
+        score = TargetScorer(model)
         with torch.no_grad():
             for i in range(0, len(pairs), batch_size):
                 chunk = pairs[i : i + batch_size]
-                logp = self._logps(model, chunk)
+                logp = self._logps(score, chunk)
                 for j, p in enumerate(chunk):
                     p.ref_chosen, p.ref_rejected = logp[j].item(), logp[len(chunk) + j].item()
         model.train()
@@ -90,17 +91,17 @@ class DPOLoss:
     def count(self, items: Sequence[Pair]) -> int:
         return len(items)
 
-    def loss(self, model: Any, items: Sequence[Pair]) -> tuple[torch.Tensor, int]:
-        logp = self._logps(model, items)
+    def loss(self, score: Scorer, items: Sequence[Pair]) -> tuple[torch.Tensor, int]:
+        logp = self._logps(score, items)
         n = len(items)
         ref = torch.tensor([p.ref_chosen - p.ref_rejected for p in items])
         margin = (logp[:n] - logp[n:]) - ref
         tokens = sum(len(p.chosen.input_ids) + len(p.rejected.input_ids) for p in items)
         return -F.logsigmoid(self.beta * margin).sum(), tokens
 
-    def _logps(self, model: Any, items: Sequence[Pair]) -> torch.Tensor:
+    def _logps(self, score: Scorer, items: Sequence[Pair]) -> torch.Tensor:
         rows = [p.chosen for p in items] + [p.rejected for p in items]
-        return sequence_logprobs(model, D.collate(rows, self.pad_id))
+        return sequence_logprobs(score, D.collate(rows, self.pad_id))
 
 
 def _pairs(

@@ -7,6 +7,7 @@ reproduces the uninterrupted loss curve.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,15 +26,17 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llmworks.errors import UserError
 from llmworks.train.config import TrainConfig
 from llmworks.train.data import micro_batches
+from llmworks.train.loss import Scorer, TargetScorer
 
 
 class Objective(Protocol):
     def count(self, items: Sequence[Any]) -> int:
         """What the loss is averaged over (target tokens, pairs)."""
 
-    def loss(self, model: Any, items: Sequence[Any]) -> tuple[torch.Tensor, int]:
+    def loss(self, score: Scorer, items: Sequence[Any]) -> tuple[torch.Tensor, int]:
         """(summed loss, input tokens processed)."""
 
 
@@ -62,12 +65,38 @@ def run_loop(
     console: Console,
     on_step: Callable[[int], None] | None = None,
 ) -> LoopResult:
+    """Train `model` in place. Under `accelerate launch` every process runs this with the same global batch
+    schedule and works on its share of each micro-batch, so the loss curve does not depend on the number of
+    processes; only the main process logs and checkpoints."""
+    from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
+    acc = Accelerator(cpu=not torch.cuda.is_available())  # see run.dist_state
+    world, rank = acc.num_processes, acc.process_index
+    asked = [k for k in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{k}") == "true"]
+    if asked and acc.distributed_type.value == "MULTI_CPU":
+        console.print(
+            f"[yellow]warning: {asked[0]} needs GPUs; on this CPU the {world} processes run plain "
+            "data-parallel (DDP over gloo) instead.[/yellow]"
+        )
     steps = total_steps(cfg, len(train))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * steps), steps)
+    if world > cfg.batch_size:
+        raise UserError(
+            f"batch_size={cfg.batch_size} is smaller than the {world} processes sharing each micro-batch.",
+            f"Set batch_size to at least {world}.",
+        )
+    # The loss is averaged over the whole step; DeepSpeed divides by its accumulation steps once more.
+    scale = float(world)
+    if acc.state.deepspeed_plugin is not None:
+        ds = acc.state.deepspeed_plugin.deepspeed_config  # "auto" values need a dataloader we do not use
+        ds["train_micro_batch_size_per_gpu"] = max(1, cfg.batch_size // world)
+        ds["gradient_accumulation_steps"] = cfg.grad_accum
+        scale *= cfg.grad_accum
+    # The scheduler stays outside prepare(): accelerate would step it once per process.
+    scorer, optimizer = acc.prepare(TargetScorer(model), optimizer)
     result = LoopResult(steps)
     start = 0
     if cfg.resume:
@@ -75,7 +104,7 @@ def run_loop(
     batches = micro_batches(len(train), cfg.batch_size, cfg.seed, start=start * cfg.grad_accum)
 
     stop = _StopFlag()
-    model.train()
+    scorer.train()
     with stop, _progress(console) as bar:
         task = bar.add_task("train", total=steps, completed=start, loss=math.nan, lr=0.0, tps=0.0)
         for step in range(start + 1, steps + 1):
@@ -83,13 +112,20 @@ def run_loop(
             micro = [[train[i] for i in next(batches)] for _ in range(cfg.grad_accum)]
             denom = max(1, sum(objective.count(m) for m in micro))
             loss_sum, tokens = 0.0, 0
-            for m in micro:
-                loss, n_tok = objective.loss(model, m)
-                (loss / denom).backward()
+            for k, m in enumerate(micro):
+                mine = m[rank::world]
+                # Gradients sync once per step (on the last micro-batch); DDP averages them over processes,
+                # hence the factor `world`, which makes the update equal to the single-process one.
+                sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(scorer)
+                with sync:
+                    loss, n_tok = objective.loss(scorer, mine)
+                    acc.backward(loss * scale / denom)
                 loss_sum += loss.item()
                 tokens += n_tok
+            if world > 1:
+                loss_sum, tokens = (float(x) for x in acc.reduce(torch.tensor([loss_sum, tokens]), "sum"))
             if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                acc.clip_grad_norm_(params, cfg.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -99,35 +135,41 @@ def run_loop(
             result.train_loss = row["loss"]
             bar.update(task, completed=step, loss=row["loss"], lr=lr, tps=row["tok_s"])
             if cfg.eval_steps and step % cfg.eval_steps == 0 and val and step != steps:
-                row["eval_loss"] = evaluate(model, val, objective, cfg.batch_size)
-            if step % cfg.logging_steps == 0 or step == steps or "eval_loss" in row:
+                row["eval_loss"] = evaluate(scorer, val, objective, cfg.batch_size)
+            if acc.is_main_process and (step % cfg.logging_steps == 0 or step == steps or "eval_loss" in row):
                 result.metrics.append(row)
                 write_metrics(out_dir, result.metrics)
             if on_step is not None:
                 on_step(step)
-            if (cfg.save_steps and step % cfg.save_steps == 0) or stop.requested:
+            stopping = stop.requested
+            if world > 1:  # every process must stop at the same step
+                stopping = bool(acc.reduce(torch.tensor(int(stopping)), "sum").item())
+            if acc.is_main_process and ((cfg.save_steps and step % cfg.save_steps == 0) or stopping):
                 save_checkpoint(out_dir, step, model, optimizer, scheduler, result.metrics)
-            if stop.requested:
+            if stopping:
+                acc.wait_for_everyone()
                 console.print(f"interrupted: checkpoint saved at step {step}; continue with resume=true")
                 raise KeyboardInterrupt
     if val:
-        result.eval_loss = evaluate(model, val, objective, cfg.batch_size)
+        result.eval_loss = evaluate(scorer, val, objective, cfg.batch_size)
         result.metrics.append({"step": steps, "eval_loss": result.eval_loss})
-        write_metrics(out_dir, result.metrics)
+        if acc.is_main_process:
+            write_metrics(out_dir, result.metrics)
+    acc.wait_for_everyone()
     return result
 
 
-def evaluate(model: Any, items: Sequence[Any], objective: Objective, batch_size: int) -> float:
-    """Mean loss over `items` (no dropout, no gradients)."""
-    was_training = model.training
-    model.eval()
+def evaluate(score: Any, items: Sequence[Any], objective: Objective, batch_size: int) -> float:
+    """Mean loss over `items` (no dropout, no gradients); every process computes all of it."""
+    was_training = score.training
+    score.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
-            total += objective.loss(model, chunk)[0].item()
+            total += objective.loss(score, chunk)[0].item()
             count += objective.count(chunk)
-    model.train(was_training)
+    score.train(was_training)
     return total / max(count, 1)
 
 

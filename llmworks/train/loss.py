@@ -4,6 +4,7 @@ in chunks under activation checkpointing, so the full batch x seq x vocab fp32 l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -45,7 +46,23 @@ def _logprobs(head: Any, h: torch.Tensor, t: torch.Tensor, cap: float | None) ->
     return -F.cross_entropy(logits, t, reduction="none")
 
 
-def sequence_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+class TargetScorer(torch.nn.Module):
+    """`target_logprobs` as a module, so accelerate can wrap it (DDP, FSDP, DeepSpeed): their gradient
+    sync hooks run in the wrapper's forward, which calling the model's body and head directly would skip."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return target_logprobs(self.model, batch)
+
+
+Scorer = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+"""A batch -> (target log-probs, their rows) function: a TargetScorer, bare or wrapped by accelerate."""
+
+
+def sequence_logprobs(score: Scorer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Summed target log-probability per batch row (DPO)."""
-    logp, rows = target_logprobs(model, batch)
+    logp, rows = score(batch)
     return torch.zeros(batch["input_ids"].shape[0], dtype=logp.dtype).index_add(0, rows, logp)

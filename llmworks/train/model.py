@@ -14,6 +14,7 @@ from llmworks.errors import MissingExtra, UserError
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import ModelSource, resolve
 from llmworks.train.config import TrainConfig
+from llmworks.train.fused_lora import fuse_lora
 
 
 def load_base(cfg: TrainConfig, console: Console) -> tuple[Any, Any, ModelSource, Path]:
@@ -60,7 +61,9 @@ def apply_method(model: Any, cfg: TrainConfig) -> Any:
             from peft import prepare_model_for_kbit_training
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        return get_peft_model(model, lora)
+        model = get_peft_model(model, lora)
+        fuse_lora(model)
+        return model
     if cfg.method == "freeze":
         n_layers = model.config.num_hidden_layers
         keep = {str(i) for i in range(max(0, n_layers - cfg.freeze_trainable_layers), n_layers)}

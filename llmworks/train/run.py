@@ -20,6 +20,7 @@ from llmworks.models.sources import ModelSource
 from llmworks.train import data as D
 from llmworks.train.config import TrainConfig, to_yaml
 from llmworks.train.loop import LoopResult, atomic_write, evaluate
+from llmworks.train.loss import TargetScorer
 from llmworks.train.model import load_base, trainable_summary
 
 
@@ -39,16 +40,34 @@ class RunSummary:
 
 
 def start(cfg: TrainConfig, mode: str, console: Console) -> Path:
+    """Print and save the resolved config. Under `accelerate launch` only the main process speaks and
+    writes; the others just train."""
     import torch
 
     out_dir = Path(cfg.output_dir)
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.seed)
+    if not is_main_process():
+        console.quiet = True
+        return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     text = to_yaml(cfg)
     console.print(f"[bold]llmworks train {mode}[/bold] → {out_dir}\n{text}")
     atomic_write(out_dir / "config.yaml", f"# llmworks train {mode} {out_dir / 'config.yaml'}\n{text}")
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    torch.manual_seed(cfg.seed)
     return out_dir
+
+
+def is_main_process() -> bool:
+    return dist_state().is_main_process
+
+
+def dist_state() -> Any:
+    """accelerate's process state. Without a GPU it must be asked for the CPU explicitly: only then do
+    processes started by `accelerate launch` (torchrun) join one gloo group instead of running alone."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def build_model(cfg: TrainConfig, console: Console) -> tuple[Any, Any, ModelSource, Path]:
@@ -75,11 +94,11 @@ def guard_perplexity(
     cfg: TrainConfig, model: Any, tokenizer: Any, objective: Any, console: Console, when: str
 ) -> float | None:
     """Forgetting guard: perplexity on held-out general text (None when eval_before_after is off)."""
-    if not cfg.eval_before_after:
+    if not cfg.eval_before_after or not is_main_process():
         return None
     path = cfg.general_text or str(resources.files("llmworks.train").joinpath("general.txt"))
     samples = [D.encode_text(t, tokenizer, cfg.max_seq_len)[0] for t in D.read_text(path)]
-    ppl = math.exp(evaluate(model, samples, objective, cfg.batch_size))
+    ppl = math.exp(evaluate(TargetScorer(model), samples, objective, cfg.batch_size))
     console.print(f"general-text perplexity {when} training: {ppl:.3f} ({len(samples)} paragraphs)")
     return ppl
 
@@ -98,8 +117,10 @@ def save_outputs(
     console: Console,
 ) -> RunSummary:
     """Weights (adapter or full), tokenizer + chat template, loss.png, README.md, summary.json; then the
-    stop-token check on the saved model, so the summary says whether it stops."""
+    stop-token check on the saved model, so the summary says whether it stops. Main process only."""
     out_dir = Path(cfg.output_dir)
+    if not is_main_process():
+        return RunSummary(str(out_dir), mode, cfg.method, result.steps, result.train_loss, result.eval_loss)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".save-"))
     try:
         if cfg.uses_peft:

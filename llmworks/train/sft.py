@@ -20,7 +20,7 @@ from llmworks.train import data as D
 from llmworks.train import run
 from llmworks.train.config import SFTConfig
 from llmworks.train.loop import run_loop
-from llmworks.train.loss import target_logprobs
+from llmworks.train.loss import Scorer
 
 
 def main(
@@ -76,7 +76,6 @@ class TokenLoss:
     def count(self, items: Sequence[D.Sample]) -> int:
         return sum(s.n_targets for s in items)
 
-    def loss(self, model: Any, items: Sequence[D.Sample]) -> tuple[Any, int]:
-        batch = D.collate(list(items), self.pad_id)
-        logp, _ = target_logprobs(model, batch)
+    def loss(self, score: Scorer, items: Sequence[D.Sample]) -> tuple[Any, int]:
+        logp, _ = score(D.collate(list(items), self.pad_id))
         return -logp.sum(), sum(len(s.input_ids) for s in items)

@@ -1,0 +1,3 @@
+from llmworks.cli import main
+
+main()
