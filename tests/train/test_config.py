@@ -15,7 +15,8 @@ MODES = {"sft": SFTConfig, "dpo": DPOConfig, "pretrain": PretrainConfig}
 
 
 def recipes() -> list[Path]:
-    return sorted(CONFIGS.rglob("*.yaml"))
+    """Training recipes; configs/accelerate/ holds launcher configs (tests/train/test_distributed.py)."""
+    return sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "accelerate")
 
 
 def mode_of(path: Path) -> str:
