@@ -1,16 +1,20 @@
 """The four record shapes people fine-tune on, detected, validated and converted through one form.
 
-- messages   {"messages": [{"role", "content"}, ...]}                      (OpenAI chat)
-- sharegpt   {"conversations": [{"from", "value"}, ...], "system"?}
+- messages   {"messages": [{"role", "content"}, ...], "tools"?}             (OpenAI chat)
+- sharegpt   {"conversations": [{"from", "value"}, ...], "system"?, "tools"?}
 - alpaca     {"instruction", "input"?, "output", "system"?, "history"?: [[q, a], ...]}
 - preference {"prompt", "chosen", "rejected"}: strings or message lists     (TRL's shape)
 
-Everything goes through `Example` (messages, plus a rejected reply for preference data).
+Everything goes through `Example` (messages, plus a rejected reply for preference data). Tool use survives
+the trip: OpenAI `tool_calls` on assistant turns, `tool_call_id`/`name` on tool turns and the record's
+`tools` schemas are kept (sharegpt's function_call turns become tool_calls), so the model's own chat
+template renders them natively.
 `BadRecord` carries the reason a record is malformed; callers add the file:line.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -38,9 +42,11 @@ class BadRecord(ValueError):
 
 @dataclass
 class Example:
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     """For preference data: the prompt turns followed by the chosen reply."""
     rejected: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    """Function schemas offered to the model (OpenAI `tools`)."""
 
 
 def detect(record: dict[str, Any]) -> Format:
@@ -63,9 +69,9 @@ def parse(record: dict[str, Any], fmt: Format | None = None) -> Example:
     """Validate `record` and read it into an Example. Raises BadRecord."""
     fmt = fmt or detect(record)
     if fmt == "messages":
-        ex = Example(_messages(record.get("messages"), "messages"))
+        ex = Example(_messages(record.get("messages"), "messages"), tools=_tools(record))
     elif fmt == "sharegpt":
-        ex = Example(_sharegpt(record))
+        ex = Example(_sharegpt(record), tools=_tools(record))
     elif fmt == "alpaca":
         ex = Example(_alpaca(record))
     else:
@@ -85,20 +91,21 @@ def render(ex: Example, fmt: Format) -> dict[str, Any]:
             "chosen": [msgs[-1]],
             "rejected": [{"role": "assistant", "content": ex.rejected}],
         }
+    tools = {"tools": ex.tools} if ex.tools else {}
     if fmt == "messages":
-        return {"messages": msgs}
+        return {"messages": msgs, **tools}
     if fmt == "sharegpt":
         out: dict[str, Any] = {}
         body = msgs
         if msgs[0]["role"] == "system":
             out["system"], body = msgs[0]["content"], msgs[1:]
-        out["conversations"] = [{"from": _TO_SHAREGPT[m["role"]], "value": m["content"]} for m in body]
-        return out
+        out["conversations"] = [_to_sharegpt_turns(m) for m in body]
+        return {**out, **({"tools": json.dumps(ex.tools, ensure_ascii=False)} if ex.tools else {})}
     # alpaca: the last exchange is instruction/output, earlier exchanges are history
     system = msgs[0]["content"] if msgs[0]["role"] == "system" else None
     body = msgs[1:] if system is not None else msgs
-    if any(m["role"] == "tool" for m in body):
-        raise BadRecord("has tool turns, which alpaca cannot hold")
+    if any(m["role"] == "tool" or m.get("tool_calls") for m in body):
+        raise BadRecord("has tool calls, which alpaca cannot hold")
     pairs = [(body[i]["content"], body[i + 1]["content"]) for i in range(0, len(body), 2)]
     out = {"instruction": pairs[-1][0], "input": "", "output": pairs[-1][1]}
     if system is not None:
@@ -116,7 +123,7 @@ def text_of(record: dict[str, Any]) -> str:
         ex = parse(record)
     except BadRecord:
         return "\n".join(_strings(record))
-    parts = [m["content"] for m in ex.messages]
+    parts = [m["content"] for m in ex.messages if m["content"]]
     if ex.rejected is not None:
         parts.append(ex.rejected)
     return "\n".join(parts)
@@ -144,7 +151,7 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _messages(value: Any, what: str) -> list[dict[str, str]]:
+def _messages(value: Any, what: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise BadRecord(f"{what} must be a non-empty list of messages")
     out = []
@@ -154,8 +161,59 @@ def _messages(value: Any, what: str) -> list[dict[str, str]]:
         role = m.get("role")
         if role not in ROLES:
             raise BadRecord(f"{what}[{i}].role is {role!r}; expected one of {', '.join(ROLES)}")
-        out.append({"role": role, "content": _text(m.get("content"), f"{what}[{i}].content")})
+        calls = m.get("tool_calls") if role == "assistant" else None
+        content = m.get("content")
+        if calls and content is None:  # OpenAI sends content null next to tool_calls
+            content = ""
+        msg: dict[str, Any] = {"role": role, "content": _text(content, f"{what}[{i}].content")}
+        if calls:
+            msg["tool_calls"] = [_tool_call(c, f"{what}[{i}].tool_calls[{j}]") for j, c in enumerate(calls)]
+        for key in ("tool_call_id", "name") if role == "tool" else ():
+            if isinstance(m.get(key), str):
+                msg[key] = m[key]
+        out.append(msg)
     return out
+
+
+def _tool_call(call: Any, what: str) -> dict[str, Any]:
+    """One call in OpenAI's shape, arguments as an object (chat templates format them themselves)."""
+    fn = call.get("function", call) if isinstance(call, dict) else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise BadRecord(f"{what} must have a function name")
+    args = fn.get("arguments", {})
+    if isinstance(args, str):
+        try:
+            args = json.loads(args or "{}")
+        except json.JSONDecodeError:
+            raise BadRecord(f"{what}.arguments is not valid JSON") from None
+    if not isinstance(args, dict):
+        raise BadRecord(f"{what}.arguments must be an object")
+    out: dict[str, Any] = {"type": "function", "function": {"name": fn["name"], "arguments": args}}
+    if isinstance(call.get("id"), str):
+        out["id"] = call["id"]
+    return out
+
+
+def _tools(record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The record's function schemas: a list, or a JSON string of one (LLaMA-Factory's sharegpt)."""
+    tools = record.get("tools")
+    if tools in (None, "", []):
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError:
+            raise BadRecord("tools is not valid JSON") from None
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise BadRecord("tools must be a list of function schemas")
+    return [t if "function" in t else {"type": "function", "function": t} for t in tools]
+
+
+def _to_sharegpt_turns(m: dict[str, Any]) -> dict[str, str]:
+    if m.get("tool_calls"):
+        calls = [c["function"] for c in m["tool_calls"]]
+        return {"from": "function_call", "value": json.dumps(calls[0] if len(calls) == 1 else calls)}
+    return {"from": _TO_SHAREGPT[m["role"]], "value": m["content"]}
 
 
 def _sharegpt(record: dict[str, Any]) -> list[dict[str, str]]:
@@ -171,7 +229,17 @@ def _sharegpt(record: dict[str, Any]) -> list[dict[str, str]]:
         role = _SHAREGPT_ROLE.get(turn.get("from"))  # type: ignore[arg-type]
         if role is None:
             raise BadRecord(f"conversations[{i}].from is {turn.get('from')!r}; expected human, gpt or system")
-        out.append({"role": role, "content": _text(turn.get("value"), f"conversations[{i}].value")})
+        value = _text(turn.get("value"), f"conversations[{i}].value")
+        if turn.get("from") == "function_call":  # a JSON call (or list of calls) -> OpenAI tool_calls
+            try:
+                calls = json.loads(value)
+            except json.JSONDecodeError:
+                raise BadRecord(f"conversations[{i}] is a function_call whose value is not JSON") from None
+            calls = calls if isinstance(calls, list) else [calls]
+            where = f"conversations[{i}]"
+            out.append({"role": role, "content": "", "tool_calls": [_tool_call(c, where) for c in calls]})
+            continue
+        out.append({"role": role, "content": value})
     return out
 
 
@@ -234,5 +302,5 @@ def _check_turns(msgs: list[dict[str, str]]) -> None:
         if a["role"] == b["role"] and a["role"] != "tool":
             raise BadRecord(f"two {a['role']} turns in a row; turns must alternate user/assistant")
     for m in body:
-        if m["role"] != "tool" and not m["content"].strip():
+        if m["role"] != "tool" and not m["content"].strip() and not m.get("tool_calls"):
             raise BadRecord(f"a {m['role']} turn is empty")

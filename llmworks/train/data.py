@@ -132,22 +132,33 @@ def to_example(record: dict[str, Any], where: str) -> formats.Example:
 
 
 def encode_chat(
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     tokenizer: Any,
     template: ChatTemplate,
     max_len: int,
     only_last: bool = False,
+    tools: list[dict[str, Any]] | None = None,
 ) -> tuple[Sample, bool]:
     """Tokens of the rendered conversation with targets on every assistant reply (or only the last) up
-    to and including the end-of-turn token. Returns (sample, truncated)."""
-    text = template.render(messages, add_generation_prompt=False)
+    to and including the end-of-turn token; tool calls are assistant output, so they are trained too.
+    Returns (sample, truncated)."""
+    from llmworks.serve.tools import template_messages
+
+    # The server's rendering of tool calls and results for this template: a tuned model then writes calls
+    # the way `llmworks serve` parses them (natively where the template knows tools, Hermes tags otherwise).
+    messages, tools = template_messages(messages, tools, template)
+
+    def render(msgs: list[dict[str, Any]], gen: bool) -> str:
+        return template.render(msgs, add_generation_prompt=gen, tools=tools)
+
+    text = render(messages, False)
     eot = template.end_of_turn
     spans = []  # character spans of the assistant replies in `text`
     for i, m in enumerate(messages):
         if m["role"] != "assistant" or (only_last and i != len(messages) - 1):
             continue
-        start = len(template.render(messages[:i], add_generation_prompt=True))
-        end_text = template.render(messages[: i + 1], add_generation_prompt=False)
+        start = len(render(messages[:i], True))
+        end_text = render(messages[: i + 1], False)
         if not (text.startswith(end_text) and end_text.startswith(text[:start])):
             raise UserError(
                 f"the chat template ({template.origin}) does not render conversations prefix by prefix, "
@@ -196,7 +207,7 @@ def encode_all(
         if template is None:
             raise UserError("the model has no chat template, so chat data cannot be formatted.", "")
         ex = to_example(rec, f"{what} record {n + 1}")
-        s, cut = encode_chat(ex.messages, tokenizer, template, max_len)
+        s, cut = encode_chat(ex.messages, tokenizer, template, max_len, tools=ex.tools)
         stats.truncated += cut
         if s.n_targets == 0:
             stats.dropped += 1

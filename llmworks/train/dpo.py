@@ -116,8 +116,8 @@ def _pairs(
                 f"preference record {n + 1} has no rejected reply.", "DPO needs prompt, chosen and rejected."
             )
         rejected = [*ex.messages[:-1], {"role": "assistant", "content": ex.rejected}]
-        c, cut_c = D.encode_chat(ex.messages, tokenizer, template, max_len, only_last=True)
-        r, cut_r = D.encode_chat(rejected, tokenizer, template, max_len, only_last=True)
+        c, cut_c = D.encode_chat(ex.messages, tokenizer, template, max_len, only_last=True, tools=ex.tools)
+        r, cut_r = D.encode_chat(rejected, tokenizer, template, max_len, only_last=True, tools=ex.tools)
         stats.truncated += cut_c or cut_r
         if c.n_targets == 0 or r.n_targets == 0:
             stats.dropped += 1

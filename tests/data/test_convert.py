@@ -115,3 +115,44 @@ def test_cli_convert_reads_a_saved_dataset(tmp_path: Path) -> None:
     r = run_cli("convert", tmp_path / "ds", "-o", tmp_path / "out.jsonl")
     assert r.exit_code == 0, r.output
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 2
+
+
+TOOL_CHAT = {
+    "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+    "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 18}'},
+        {"role": "assistant", "content": "18 °C."},
+    ],
+}
+
+
+def test_tool_calls_and_tools_survive_parsing_and_conversion() -> None:
+    ex = formats.parse(TOOL_CHAT)
+    call = ex.messages[1]["tool_calls"][0]
+    assert call == {
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+        "id": "call_1",
+    }
+    assert ex.messages[2]["tool_call_id"] == "call_1" and ex.tools == TOOL_CHAT["tools"]
+    sharegpt = formats.render(ex, "sharegpt")
+    assert [t["from"] for t in sharegpt["conversations"]] == ["human", "function_call", "observation", "gpt"]
+    back = formats.parse(sharegpt)
+    assert back.messages[1]["tool_calls"][0]["function"] == call["function"] and back.tools == ex.tools
+    with pytest.raises(formats.BadRecord, match="alpaca cannot hold"):
+        formats.render(ex, "alpaca")
+    bad = {"messages": [*TOOL_CHAT["messages"][:1], {"role": "assistant", "tool_calls": [{"function": {}}]}]}
+    with pytest.raises(formats.BadRecord, match="function name"):
+        formats.parse(bad)

@@ -167,3 +167,31 @@ def test_target_logprobs_match_the_models_own_loss(tiny_hf_dir: Path) -> None:
         ours = -target_logprobs(model, batch)[0].mean()
         theirs = model(input_ids=ids, labels=labels).loss
     assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_tool_calls_are_trained_in_the_servers_format(tok, template) -> None:  # type: ignore[no-untyped-def]
+    """SmolLM2's template knows no tools: calls become <tool_call> JSON (what `llmworks serve` parses back),
+    tool results a <tool_response> user turn; the call and the final answer are trained, the result not."""
+    from llmworks.serve.tools import parse_tool_calls
+
+    call = {"function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    record = {
+        "tools": [
+            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        ],
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "content": '{"temp_c": 18}'},
+            {"role": "assistant", "content": "18 °C."},
+        ],
+    }
+    ex = D.to_example(record, "t")
+    s, _ = D.encode_chat(ex.messages, tok, template, 512, tools=ex.tools)
+    call_span, answer = trained_spans(s, tok)
+    _, calls = parse_tool_calls(call_span.removesuffix("<|im_end|>"), forced=False)
+    assert calls[0]["function"]["name"] == "get_weather"
+    assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris"}
+    assert answer == "18 °C.<|im_end|>"
+    text = tok.decode(s.input_ids)
+    assert "<tool_response>" in text and "get_weather" in text.split("<|im_end|>")[0]  # tools in the system
