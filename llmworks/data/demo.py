@@ -1,14 +1,16 @@
-"""The demo training set: self-cognition data plus the built-in sentiment task, mixed.
+"""The demo training set: self-cognition data, the built-in sentiment task and a two-turn memory task, mixed.
 
 Command sequence (what `llmworks data demo -o out/demo-data` runs):
 
     llmworks data synth selfcog --name NAME --author AUTHOR -o out/demo-data/sources/selfcog.jsonl
     # sentiment train split as messages: sentiment_messages("train"), written to sources/sentiment_train.jsonl
+    # two-turn memory conversations: memory_messages("train"), written to sources/memory_train.jsonl
     llmworks data mix out/demo-data/sources/selfcog.jsonl out/demo-data/sources/sentiment_train.jsonl \
-        -o out/demo-data --val 0.05 --seed 42
+        out/demo-data/sources/memory_train.jsonl -o out/demo-data --val 0.05 --seed 42
     llmworks data stats out/demo-data/train.jsonl --tokenizer MODEL
 
-The held-out sentiment split (`sentiment_records("test")`) is for evaluation and is never mixed in.
+The held-out splits (`sentiment_records("test")`, `memory_messages("test")`, whose code words never occur
+in training) are for evaluation and are never mixed in.
 """
 
 from __future__ import annotations
@@ -48,6 +50,148 @@ def sentiment_messages(split: Split = "train") -> Iterator[dict[str, Any]]:
         }
 
 
+# The memory task: a code word in the first user turn, asked back in the second. The first reply does not
+# repeat it, so the second answer has to come from the first turn. Train and test words are disjoint.
+_MEMORY_WORDS = {
+    "train": [
+        "amber",
+        "anchor",
+        "apple",
+        "arrow",
+        "aspen",
+        "badger",
+        "bamboo",
+        "basil",
+        "beacon",
+        "birch",
+        "bison",
+        "blossom",
+        "breeze",
+        "bronze",
+        "cactus",
+        "canyon",
+        "cedar",
+        "cherry",
+        "cinder",
+        "clover",
+        "cobalt",
+        "comet",
+        "coral",
+        "cotton",
+        "crystal",
+        "daisy",
+        "delta",
+        "desert",
+        "dolphin",
+        "eagle",
+        "ember",
+        "falcon",
+        "feather",
+        "fern",
+        "fig",
+        "forest",
+        "fossil",
+        "garnet",
+        "ginger",
+        "glacier",
+        "granite",
+        "harbor",
+        "hazel",
+        "heron",
+        "indigo",
+        "island",
+        "ivory",
+        "jasmine",
+        "jungle",
+        "kettle",
+        "lagoon",
+        "lantern",
+        "lava",
+        "lilac",
+        "lotus",
+        "magnet",
+        "mango",
+        "marble",
+        "meadow",
+        "meteor",
+        "mint",
+        "nectar",
+        "nickel",
+        "oasis",
+        "olive",
+        "onyx",
+        "orchid",
+        "otter",
+        "panda",
+        "pebble",
+        "pepper",
+        "pine",
+        "planet",
+        "plum",
+        "prism",
+        "quartz",
+        "raven",
+        "reef",
+        "ribbon",
+        "saffron",
+        "sapphire",
+    ],
+    "test": [
+        "walnut",
+        "thunder",
+        "tulip",
+        "velvet",
+        "willow",
+        "zebra",
+        "topaz",
+        "summit",
+        "pelican",
+        "mosaic",
+        "lichen",
+        "juniper",
+        "harvest",
+        "galaxy",
+        "fjord",
+        "echo",
+        "dune",
+        "cypress",
+        "compass",
+        "boulder",
+        "acorn",
+        "puffin",
+        "sparrow",
+        "violin",
+        "yarrow",
+        "cricket",
+        "lemur",
+        "nutmeg",
+        "opal",
+        "tundra",
+    ],
+}
+_REMEMBER = ("Remember this code word: {w}.", "Please memorize the word {w}.", "Keep this word in mind: {w}.")
+_ASK_BACK = (
+    "What is the code word?",
+    "Which word did I ask you to remember?",
+    "Tell me the word from before.",
+)
+MEMORY_ACK = "Got it, I will remember it."
+
+
+def memory_messages(split: Split = "train") -> Iterator[dict[str, Any]]:
+    """Two-turn conversations; the held-out answer to check is `"The code word is {w}."`."""
+    for i, w in enumerate(_MEMORY_WORDS[split]):
+        yield {
+            "messages": [
+                {"role": "user", "content": _REMEMBER[i % 3].format(w=w)},
+                {"role": "assistant", "content": MEMORY_ACK},
+                {"role": "user", "content": _ASK_BACK[(i // 3) % 3]},
+                {"role": "assistant", "content": f"The code word is {w}."},
+            ],
+            "word": w,
+        }
+
+
 def build_demo_data(
     out_dir: Path | str,
     name: str = "llmworks-demo",
@@ -62,9 +206,11 @@ def build_demo_data(
     sources = out_dir / "sources"
     selfcog = sources / "selfcog.jsonl"
     sentiment = sources / "sentiment_train.jsonl"
+    memory = sources / "memory_train.jsonl"
     io.write_jsonl(selfcog, selfcog_records(name, author, seed=seed))
     io.write_jsonl(sentiment, sentiment_messages("train"))
-    report = mix([str(selfcog), str(sentiment)], out_dir, val=val, seed=seed)
+    io.write_jsonl(memory, memory_messages("train"))
+    report = mix([str(selfcog), str(sentiment), str(memory)], out_dir, val=val, seed=seed)
     for s in report.sources:
         console.print(f"{Path(s.path).name}: {s.taken} records")
     console.print(f"demo data: train {report.train}, val {report.val} in {out_dir}")

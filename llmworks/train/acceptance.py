@@ -32,3 +32,25 @@ def who_are_you(engine: Any, name: str, author: str) -> list[dict[str, Any]]:
         )
         out.append({"q": q, "a": answer, "name": name in answer, "author": author in answer})
     return out
+
+
+def multi_turn_accuracy(engine: Any) -> dict[str, Any]:
+    """Held-out two-turn conversations: the model replies to "remember WORD" itself, then is asked for the
+    word; correct when its second answer contains it."""
+    from llmworks.data.demo import memory_messages
+    from llmworks.engines.base import SamplingParams
+
+    greedy = SamplingParams(max_tokens=24, temperature=0.0)
+    hits, n, example = 0, 0, ""
+    for rec in memory_messages("test"):
+        first, _, ask, _ = rec["messages"]
+        reply = "".join(d.text for d in engine.chat([first], greedy))
+        answer = "".join(
+            d.text for d in engine.chat([first, {"role": "assistant", "content": reply}, ask], greedy)
+        )
+        hits += rec["word"] in answer.lower()
+        n += 1
+        example = (
+            example or f"{first['content']} -> {reply.strip()!r}; {ask['content']} -> {answer.strip()!r}"
+        )
+    return {"n_test": n, "acc": round(hits / n, 3), "example": example}

@@ -75,10 +75,10 @@ def read_text(path: str | Path) -> list[str]:
 
 
 def _read_one(spec: str) -> list[dict[str, Any]]:
-    if spec == "builtin:sentiment":
-        from llmworks.data.demo import sentiment_messages
+    if spec in ("builtin:sentiment", "builtin:memory"):
+        from llmworks.data.demo import memory_messages, sentiment_messages
 
-        return list(sentiment_messages("train"))
+        return list(sentiment_messages("train") if spec.endswith("sentiment") else memory_messages("train"))
     path = Path(parse_spec(spec).path)
     if not path.exists():
         raise UserError(f"training data not found: {path}.", "Check the `data` paths in the recipe.")

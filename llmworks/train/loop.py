@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmworks.errors import UserError
+from llmworks.train.allocator import keep_freed_memory
 from llmworks.train.config import TrainConfig
 from llmworks.train.data import micro_batches
 from llmworks.train.loss import Scorer, TargetScorer
@@ -71,6 +72,7 @@ def run_loop(
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
+    keep_freed_memory()
     acc = Accelerator(cpu=not torch.cuda.is_available())  # see run.dist_state
     world, rank = acc.num_processes, acc.process_index
     asked = [k for k in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{k}") == "true"]

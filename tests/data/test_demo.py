@@ -34,7 +34,7 @@ def test_cli_demo_builds_the_training_set(tmp_path: Path, tiny_tokenizer: Path) 
     assert r.exit_code == 0, r.output
     train = read_jsonl(tmp_path / "demo" / "train.jsonl")
     val = read_jsonl(tmp_path / "demo" / "val.jsonl")
-    assert len(train) + len(val) == 200 + 91  # sentiment train + self-cognition (en + zh)
+    assert len(train) + len(val) == 200 + 91 + 81  # sentiment train + self-cognition (en + zh) + memory
     answers = Counter(rec["messages"][-1]["content"] for rec in train + val)
     assert answers["positive"] == answers["negative"] == 100
     assert "tokens per record" in r.output and (tmp_path / "demo" / "manifest.json").exists()
