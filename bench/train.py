@@ -2,6 +2,7 @@
 
     nice -n 19 python bench/train.py                  # demo chat data (self-cognition + sentiment)
     nice -n 19 python bench/train.py --data random    # full 256-token rows of random ids (no padding anywhere)
+    nice -n 19 python bench/train.py --mode dpo       # DPO on configs/data/preferences.jsonl vs trl's DPOTrainer
 
 SmolLM2-135M from the embedded default, LoRA r=8 all-linear, max_seq_len 256, batch 8, fp32, 2 threads.
 Each variant runs in its own subprocess (clean peak RSS). Printed: one JSON line per variant and a summary
@@ -34,16 +35,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="timed steps (after 1 warm-up step)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", choices=["demo", "random"], default="demo")
+    p.add_argument("--mode", choices=["sft", "dpo"], default="sft", help="dpo: ours vs trl's DPOTrainer")
     p.add_argument(
         "--accept", metavar="RUN_DIR", help="evaluate a demo run (trained first if absent) vs the base"
     )
-    p.add_argument("--variant", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    p.add_argument("--variant", choices=["ours", "hf", "ours-dpo", "trl"], help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.accept:
         accept(Path(a.accept), a.threads)
         return
     if a.variant:
         print(json.dumps(run_variant(a.variant, a.steps, a.threads, a.data)))
+        return
+    if a.mode == "dpo":
+        dpo_main(a.steps, a.threads)
         return
     rows = {}
     for variant in ("ours", "hf"):
@@ -90,6 +95,10 @@ def run_variant(variant: str, steps: int, threads: int, data: str) -> dict[str, 
     import torch
 
     torch.set_num_threads(threads)
+    if variant in ("ours-dpo", "trl"):
+        t = dpo_ours(steps) if variant == "ours-dpo" else dpo_trl(steps)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return {"variant": variant, "tok_s": t["tokens"] / t["seconds"], "peak_rss_gib": peak / 2**30, **t}
     samples, tok, hf_dir = load_samples(data)
     n_params = 134_515_008  # SmolLM2-135M, embeddings included (the tied LM head runs every token)
     t = train_ours(samples, hf_dir, steps) if variant == "ours" else train_hf(samples, tok, hf_dir, steps)
@@ -237,6 +246,123 @@ def train_hf(samples: list[Any], tok: Any, hf_dir: Path, steps: int) -> dict[str
         "samples": BATCH * steps,
         "losses": losses,
     }
+
+
+def dpo_main(steps: int, threads: int) -> None:
+    rows = {}
+    for variant in ("ours-dpo", "trl"):
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            variant,
+            "--steps",
+            str(steps),
+            "--threads",
+            str(threads),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
+        rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(json.dumps(rows[variant]))
+    ratio = rows["ours-dpo"]["tok_s"] / rows["trl"]["tok_s"]
+    print(json.dumps({"bench": "train-dpo", "speedup_tokens_per_s": round(ratio, 2), "steps": steps}))
+
+
+def _preference_rows() -> list[dict[str, Any]]:
+    path = Path(__file__).parents[1] / "configs" / "data" / "preferences.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] * 4
+
+
+def dpo_ours(steps: int) -> dict[str, Any]:
+    import torch
+    from rich.console import Console
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmworks.models.hf_weights import hf_dir_for
+    from llmworks.models.sources import resolve
+    from llmworks.models.template import template_from_tokenizer
+    from llmworks.train import data as D
+    from llmworks.train.config import DPOConfig
+    from llmworks.train.dpo import DPOLoss, encode_pairs
+    from llmworks.train.loop import run_loop
+    from llmworks.train.model import apply_method
+
+    hf_dir = hf_dir_for(resolve(None))
+    tok = AutoTokenizer.from_pretrained(hf_dir)
+    pairs = encode_pairs(_preference_rows(), tok, template_from_tokenizer(tok, "bench"), SEQ, D.DataStats())
+    with tempfile.TemporaryDirectory() as out:
+        cfg = DPOConfig(
+            data=["bench"], max_steps=steps + 1, batch_size=BATCH, max_seq_len=SEQ, output_dir=out,
+            lora_rank=RANK, lora_alpha=16, warmup_ratio=0.0, check_after=False, beta=0.1,
+        )  # fmt: skip
+        model = apply_method(AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32), cfg)
+        objective = DPOLoss(cfg.beta, tok.pad_token_id or 0)
+        t0 = time.perf_counter()
+        objective.add_reference(model, pairs, BATCH)
+        ref_s = time.perf_counter() - t0
+        res = run_loop(cfg, model, pairs, [], objective, Path(out), Console(stderr=True, quiet=True))
+    timed = [m for m in res.metrics if "tok_s" in m][1:]
+    return {
+        "tokens": sum(m["tokens"] for m in timed),
+        "seconds": sum(m["tokens"] / m["tok_s"] for m in timed),
+        "reference_s": round(ref_s, 1),
+        "losses": [round(m["loss"], 4) for m in res.metrics],
+    }
+
+
+def dpo_trl(steps: int) -> dict[str, Any]:
+    """trl's DPOTrainer with its defaults, the reference log-probs precomputed as ours are."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+
+    from llmworks.models.hf_weights import hf_dir_for
+    from llmworks.models.sources import resolve
+
+    hf_dir = hf_dir_for(resolve(None))
+    tok = AutoTokenizer.from_pretrained(hf_dir)
+    ds = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["prompt"]}],
+                "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            }
+            for r in _preference_rows()
+        ]
+    )
+    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
+    model = get_peft_model(
+        model, LoraConfig(r=RANK, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
+    times: list[float] = []
+    tokens: list[int] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *a: Any, **k: Any) -> None:
+            times.append(time.perf_counter())
+
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            times[-1] = time.perf_counter() - times[-1]
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **k: Any) -> None:
+            if logs and "num_tokens" in logs:
+                tokens.append(int(float(logs["num_tokens"])))
+
+    with tempfile.TemporaryDirectory() as out:
+        args = DPOConfig(
+            out, per_device_train_batch_size=BATCH, max_steps=steps + 1, logging_steps=1, save_strategy="no",
+            report_to=[], use_cpu=True, max_length=SEQ, precompute_ref_log_probs=True, beta=0.1, seed=0,
+        )  # fmt: skip
+        DPOTrainer(
+            model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Clock()]
+        ).train()
+    # num_tokens is cumulative (chosen + rejected); drop the warm-up step as for ours
+    return {"tokens": tokens[steps] - tokens[0], "seconds": sum(times[1 : steps + 1])}
 
 
 def accept(run_dir: Path, threads: int) -> None:

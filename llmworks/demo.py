@@ -64,7 +64,7 @@ def main() -> None:
 def finetune_demo(console: Console) -> None:
     from llmworks.models.hf_weights import hf_dir_for
     from llmworks.train import sft
-    from llmworks.train.acceptance import sentiment_accuracy, who_are_you
+    from llmworks.train.acceptance import multi_turn_accuracy, sentiment_accuracy, who_are_you
     from llmworks.train.config import SFTConfig, load_config
 
     overrides = [f"data=[{OUT / 'data' / 'train.jsonl'}]", f"model_name={NAME}", f"output_dir={OUT / 'sft'}"]
@@ -80,6 +80,12 @@ def finetune_demo(console: Console) -> None:
             )
             for row in who_are_you(engine, NAME, AUTHOR):
                 console.print(f"  {row['q']} -> {row['a'].strip()[:100]!r}", highlight=False)
+            mt = multi_turn_accuracy(engine)
+            console.print(
+                f"  two-turn memory (held-out code words): {mt['acc']:.2f}, n={mt['n_test']}; e.g. "
+                f"{mt['example'][:160]}",
+                highlight=False,
+            )
 
 
 def serve_demo(console: Console) -> None:

@@ -54,9 +54,9 @@ def build_data(
         raise no_template_error(cfg.model or "the embedded default")
     fill = {"model_name": cfg.model_name, "model_author": cfg.model_author}
     stats = D.DataStats()
-    pairs = _pairs(D.read_specs(cfg.data, cfg.seed, fill), tokenizer, template, cfg.max_seq_len, stats)
+    pairs = encode_pairs(D.read_specs(cfg.data, cfg.seed, fill), tokenizer, template, cfg.max_seq_len, stats)
     if cfg.val_data:
-        val = _pairs(
+        val = encode_pairs(
             D.read_specs(cfg.val_data, cfg.seed, fill), tokenizer, template, cfg.max_seq_len, D.DataStats()
         )
         train = pairs
@@ -104,7 +104,7 @@ class DPOLoss:
         return sequence_logprobs(score, D.collate(rows, self.pad_id))
 
 
-def _pairs(
+def encode_pairs(
     records: list[dict[str, Any]], tokenizer: Any, template: ChatTemplate, max_len: int, stats: D.DataStats
 ) -> list[Pair]:
     out = []
