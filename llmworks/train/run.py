@@ -37,6 +37,8 @@ class RunSummary:
     check_ok: bool | None = None
     check_findings: list[str] = field(default_factory=list)
     data: dict[str, int] = field(default_factory=dict)
+    guard: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Guard task scores, "task/metric" -> {"before", "after"}."""
 
 
 def start(cfg: TrainConfig, mode: str, console: Console) -> Path:
@@ -103,6 +105,43 @@ def guard_perplexity(
     return ppl
 
 
+def guard_eval(cfg: TrainConfig, model_dir: Path, when: str) -> Path | None:
+    """Forgetting guard, behaviour half: the eval stage's `guard_tasks` on a saved model (the base before
+    training, the run directory after); returns the eval run directory. Perplexity misses a model that
+    answers every question with its new identity; these answers do not."""
+    if not cfg.eval_before_after or not cfg.guard_tasks or not is_main_process():
+        return None
+    from llmworks.eval import EvalConfig, evaluate
+
+    out = Path(cfg.output_dir) / "guard" / when
+    quiet = Console(stderr=True, quiet=True)
+    ecfg = EvalConfig(list(cfg.guard_tasks), model=str(model_dir), engine="transformers", output_dir=str(out))
+    return evaluate(ecfg, quiet)
+
+
+def _guard_report(cfg: TrainConfig, before: Path, summary: RunSummary, console: Console) -> None:
+    from llmworks.eval import compare
+
+    after = guard_eval(cfg, Path(cfg.output_dir), "after")
+    assert after is not None
+    report = compare([before, after], Path(cfg.output_dir) / "guard")
+    rows = json.loads((report.parent / "compare.json").read_text())["rows"]
+    for row in rows:
+        b, a = list(row["values"].values())
+        if b is None or a is None:
+            continue
+        summary.guard[f"{row['task']}/{row['metric']}"] = {"before": b, "after": a}
+        line = f"forgetting guard: {row['task']} {row['metric']} {b:.3f} → {a:.3f} ({a - b:+.3f})"
+        if b - a > cfg.forgetting_threshold:
+            line = (
+                f"[yellow]warning: {line[len('forgetting guard: ') :]}, a drop of more than "
+                f"{cfg.forgetting_threshold:.2f}: the model is losing general ability. Mix general data in "
+                "(data: [task.jsonl, general.jsonl#500]), lower lr or train fewer steps.[/yellow]"
+            )
+        console.print(line)
+    console.print(f"forgetting report: {report}")
+
+
 def save_outputs(
     cfg: TrainConfig,
     mode: str,
@@ -115,6 +154,7 @@ def save_outputs(
     before: float | None,
     after: float | None,
     console: Console,
+    guard_before: Path | None = None,
 ) -> RunSummary:
     """Weights (adapter or full), tokenizer + chat template, loss.png, README.md, summary.json; then the
     stop-token check on the saved model, so the summary says whether it stops. Main process only."""
@@ -153,6 +193,8 @@ def save_outputs(
                 "lower lr or train fewer steps.[/yellow]"
             )
     plot_loss(result.metrics, out_dir / "loss.png")
+    if guard_before is not None:
+        _guard_report(cfg, guard_before, summary, console)
     if cfg.check_after:
         _check(out_dir, cfg, summary, console)
     atomic_write(out_dir / "README.md", model_card(cfg, mode, source, summary))
@@ -214,6 +256,8 @@ def model_card(cfg: TrainConfig, mode: str, source: ModelSource, s: RunSummary) 
     ]
     if s.general_ppl_before is not None and s.general_ppl_after is not None:
         lines.append(f"- General-text perplexity: {s.general_ppl_before:.3f} → {s.general_ppl_after:.3f}")
+    for name, v in s.guard.items():
+        lines.append(f"- Forgetting guard, {name}: {v['before']:.3f} → {v['after']:.3f}")
     if s.check_ok is not None:
         lines.append(f"- Stop-token check: {'OK' if s.check_ok else 'FAILED'}")
         lines += [f"  - {f}" for f in s.check_findings]

@@ -33,10 +33,11 @@ def main(
     train, val, stats = build_data(cfg, tokenizer, template, console)
     objective = TokenLoss(tokenizer.pad_token_id or 0)
     before = run.guard_perplexity(cfg, model, tokenizer, objective, console, "before")
+    guard_before = run.guard_eval(cfg, hf_dir, "before")
     result = run_loop(cfg, model, train, val, objective, out_dir, console, on_step)
     after = run.guard_perplexity(cfg, model, tokenizer, objective, console, "after")
     return run.save_outputs(
-        cfg, "sft", model, tokenizer, source, hf_dir, result, stats, before, after, console
+        cfg, "sft", model, tokenizer, source, hf_dir, result, stats, before, after, console, guard_before
     )
 
 

@@ -106,7 +106,7 @@ def test_compare_reports_deltas(tiny_run: Path, tiny_gguf: Path, tmp_path: Path)
     base = json.loads((tiny_run / "results.json").read_text())["tasks"]
     new = json.loads((other / "results.json").read_text())["tasks"]
     row = next(r for r in report["rows"] if r["task"] == "custom-smoke" and r["metric"] == "f1")
-    name_a, name_b = list(report["runs"])
+    _, name_b = list(report["runs"])
     assert row["delta"][name_b] == pytest.approx(
         new["custom-smoke"]["metrics"]["f1"] - base["custom-smoke"]["metrics"]["f1"]
     )

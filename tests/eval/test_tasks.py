@@ -85,3 +85,15 @@ def test_unknown_task_missing_data_and_bad_yaml(tmp_path: Path, monkeypatch: pyt
     y.write_text("data: d.jsonl\nprompt: '{q}'\nmetrics: [exact_match, bleurt]\ncolour: red\n", "utf-8")
     with pytest.raises(UserError, match="unknown key 'colour'; unknown metric 'bleurt'"):
         resolve_tasks([str(y)])
+
+
+def test_cli_unknown_task_exits_2() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "llmworks.cli", "eval", "run", "--tasks", "nope"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "unknown task 'nope'" in r.stderr and "Traceback" not in r.stderr

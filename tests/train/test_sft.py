@@ -43,6 +43,8 @@ def test_lora_run_writes_a_self_describing_dir_that_chat_can_load(make_cfg, chat
         assert (out / name).is_file(), name
     assert len(losses(out)) == 3 and s.eval_loss is not None
     assert s.general_ppl_before and s.general_ppl_after and s.check_ok is not None
+    assert set(s.guard) == {"general-smoke/contains"}  # the eval stage's guard task, before and after
+    assert (out / "guard" / "compare.html").is_file() and (out / "guard" / "after" / "results.json").is_file()
     base = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert resolve(base).path == Path(cfg.model)
     src = resolve(out)
@@ -51,6 +53,7 @@ def test_lora_run_writes_a_self_describing_dir_that_chat_can_load(make_cfg, chat
     assert type(engine).__name__ == "TransformersEngine" and engine.template is not None
     card = (out / "README.md").read_text()
     assert "Method: lora" in card and "Stop-token check" in card and "General-text perplexity" in card
+    assert "Forgetting guard, general-smoke/contains" in card
 
 
 @pytest.mark.parametrize("method", ["dora", "full", "freeze", "qlora"])

@@ -1,0 +1,41 @@
+"""The demo's evaluation step: base vs fine-tuned model on the smoke set and held-out sentiment, compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from llmworks.eval.report import compare
+from llmworks.eval.runner import EvalConfig, evaluate
+
+DEMO_TASKS = ["smoke", "sentiment"]
+
+
+def eval_demo(
+    base_model: str | Path,
+    tuned_model: str | Path,
+    out_dir: str | Path,
+    console: Console | None = None,
+    engine: str | None = None,
+    tasks: list[str] | None = None,
+) -> Path:
+    """Evaluate both models, write the comparison (baseline: the base model); return compare.html's path.
+
+    Each run is cached in its directory, so running the demo again only redoes what changed.
+    """
+    console = console or Console(stderr=True)
+    tasks = tasks or DEMO_TASKS
+    out_dir = Path(out_dir)
+    runs = []
+    for label, model in (("base", base_model), ("tuned", tuned_model)):
+        console.print(f"llmworks eval run --model {model} --tasks {','.join(tasks)} -o {out_dir / label}")
+        runs.append(
+            evaluate(
+                EvalConfig(DEMO_TASKS, model=str(model), output_dir=str(out_dir / label), engine=engine),
+                console,
+            )
+        )
+    path = compare(runs, out_dir / "compare")
+    console.print(f"comparison report: {path}")
+    return path

@@ -1,0 +1,325 @@
+"""Reports: one self-contained HTML file per run (summary table, bar and radar charts, NIAH heatmap,
+per-sample browser) and the side-by-side comparison of runs with deltas (`llmworks eval compare`)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from llmworks.errors import UserError
+
+COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
+
+
+def load_run(run: Path) -> dict[str, Any]:
+    path = Path(run) / "results.json"
+    if not path.is_file():
+        raise UserError(
+            f"{run} is not an eval run (no results.json).", "Pass directories made by `llmworks eval run`."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def primary(metrics: dict[str, float]) -> tuple[str, float] | None:
+    """The metric a chart shows for a task (its first), on a 0-1 scale (a judge's 1-10 is divided by 10)."""
+    for name, value in metrics.items():
+        if name != "judge_unparsed":
+            return name, value / 10 if name == "judge" else value
+    return None
+
+
+def write_report(run: Path) -> Path:
+    run = Path(run)
+    results = load_run(run)
+    samples = {}
+    heatmaps = []
+    for name, task in results["tasks"].items():
+        f = run / "samples" / f"{_slug(name)}.jsonl"
+        rows = (
+            [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()] if f.is_file() else []
+        )
+        samples[name] = rows
+        if task["kind"] == "niah" and rows:
+            from llmworks.eval.niah import heatmap_svg
+
+            cells = [
+                {
+                    "context_len": int(r["id"].split("@")[0]),
+                    "depth": _depth(r["id"]),
+                    "score": r["metrics"]["score"],
+                }
+                for r in rows
+            ]
+            heatmaps.append(f"<h3>{html.escape(name)}</h3>{heatmap_svg(cells)}")
+    label = results["run"]["model"]
+    body = [
+        f"<h1>Evaluation of {html.escape(label)}</h1>",
+        f"<p class=meta>{html.escape(_run_line(results['run']))}</p>",
+        "<h2>Summary</h2>",
+        _summary_table(results),
+        "<h2>Charts</h2><div class=charts>",
+        bar_chart({label: results}),
+        radar_chart({label: results}),
+        "</div>",
+    ]
+    if heatmaps:
+        body += ["<h2>Needle in a haystack</h2>", *heatmaps]
+    body += ["<h2>Samples</h2>", _browser(samples)]
+    path = run / "report.html"
+    _atomic_write(path, _page(f"llmworks eval: {label}", "\n".join(body)))
+    return path
+
+
+def compare(runs: list[Path], out_dir: Path) -> Path:
+    """Runs side by side: every task metric per run and its delta to the first run (the baseline)."""
+    if len(runs) < 2:
+        raise UserError("compare needs at least two runs.", "Pass RUN_A RUN_B [...].")
+    loaded = {}
+    for r in runs:
+        res = load_run(r)
+        name = res["run"]["model"]
+        while name in loaded:  # two runs of the same model: keep both, told apart by directory
+            name = f"{name} ({Path(r).name})"
+        loaded[name] = res
+    names = list(loaded)
+    rows = []
+    tasks = list(dict.fromkeys(t for res in loaded.values() for t in res["tasks"]))
+    for task in tasks:
+        metrics = list(
+            dict.fromkeys(m for res in loaded.values() for m in res["tasks"].get(task, {}).get("metrics", {}))
+        )
+        for m in metrics:
+            values = {n: loaded[n]["tasks"].get(task, {}).get("metrics", {}).get(m) for n in names}
+            b = values[names[0]]
+            rows.append(
+                {
+                    "task": task,
+                    "metric": m,
+                    "method": {n: loaded[n]["tasks"].get(task, {}).get("method") for n in names},
+                    "values": values,
+                    "delta": {n: None if v is None or b is None else v - b for n, v in values.items()},
+                }
+            )
+    report = {
+        "baseline": names[0],
+        "runs": {n: str(r) for n, r in zip(names, runs, strict=True)},
+        "rows": rows,
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out_dir / "compare.json", json.dumps(report, indent=2, ensure_ascii=False))
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names) + "".join(
+        f"<th>Δ {html.escape(n)}</th>" for n in names[1:]
+    )
+    trs = []
+    for row in rows:
+        cells = "".join(f"<td>{_num(row['values'][n])}</td>" for n in names)
+        for n in names[1:]:
+            d = row["delta"][n]
+            cls = "" if d is None or abs(d) < 1e-9 else ("up" if d > 0 else "down")
+            cells += f"<td class='{cls}'>{'' if d is None else f'{d:+.3f}'}</td>"
+        trs.append(
+            f"<tr><td>{html.escape(row['task'])}</td><td>{html.escape(row['metric'])}</td>{cells}</tr>"
+        )
+    body = [
+        f"<h1>Comparison: {' vs '.join(html.escape(n) for n in names)}</h1>",
+        f"<p class=meta>Baseline: {html.escape(names[0])}. Deltas are each run minus the baseline; "
+        "a drop after fine-tuning is forgetting.</p>",
+        f"<table><tr><th>task</th><th>metric</th>{head}</tr>{''.join(trs)}</table>",
+        "<div class=charts>",
+        bar_chart(loaded),
+        radar_chart(loaded),
+        "</div>",
+        "<h2>Runs</h2><ul>"
+        + "".join(f"<li>{html.escape(n)}: {html.escape(_run_line(loaded[n]['run']))}</li>" for n in names)
+        + "</ul>",
+    ]
+    path = out_dir / "compare.html"
+    _atomic_write(path, _page("llmworks eval compare", "\n".join(body)))
+    return path
+
+
+# -- charts (inline SVG) -------------------------------------------------------------------------------
+
+
+def bar_chart(runs: dict[str, dict[str, Any]]) -> str:
+    """Grouped bars: each task's primary metric (0-1), one bar per run."""
+    tasks = list(dict.fromkeys(t for r in runs.values() for t in r["tasks"]))
+    n = len(runs)
+    group = 16 * n + 24
+    w, h, left, bottom = max(320, 60 + group * len(tasks)), 260, 40, 200
+    parts = [f'<svg class=chart xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="11">']
+    for i in range(6):  # gridlines at 0, 0.2, ... 1
+        y = bottom - 180 * i / 5
+        parts.append(
+            f'<line x1="{left}" x2="{w}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{left - 4}" y="{y + 4}" text-anchor="end">{i / 5:.1f}</text>'
+        )
+    for ti, task in enumerate(tasks):
+        x0 = left + 12 + ti * group
+        for ri, (name, r) in enumerate(runs.items()):
+            p = primary(r["tasks"].get(task, {}).get("metrics", {}))
+            if p is None:
+                continue
+            bh = 180 * max(0.0, min(1.0, p[1]))
+            parts.append(
+                f'<rect x="{x0 + ri * 16}" y="{bottom - bh}" width="14" height="{bh}" fill="{COLOURS[ri % len(COLOURS)]}">'
+                f"<title>{html.escape(name)} {html.escape(task)} {p[0]} {p[1]:.3f}</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x0 + 8 * n}" y="{bottom + 12}" text-anchor="end" transform="rotate(-35 {x0 + 8 * n} {bottom + 12})">{html.escape(task)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts) + _legend(runs)
+
+
+def radar_chart(runs: dict[str, dict[str, Any]]) -> str:
+    """One polygon per run over the tasks' primary metrics (needs three tasks or more)."""
+    tasks = list(dict.fromkeys(t for r in runs.values() for t in r["tasks"]))
+    if len(tasks) < 3:
+        return ""
+    cx = cy = 150
+    radius = 100
+    k = len(tasks)
+
+    def point(i: int, v: float) -> tuple[float, float]:
+        a = -math.pi / 2 + 2 * math.pi * i / k
+        return cx + radius * v * math.cos(a), cy + radius * v * math.sin(a)
+
+    parts = ['<svg class=chart xmlns="http://www.w3.org/2000/svg" width="340" height="300" font-size="10">']
+    for ring in (0.25, 0.5, 0.75, 1.0):
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, ring) for i in range(k)))
+        parts.append(f'<polygon points="{pts}" fill="none" stroke="#ddd"/>')
+    for i, task in enumerate(tasks):
+        x, y = point(i, 1.18)
+        parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{html.escape(task)}</text>')
+    for ri, r in enumerate(runs.values()):
+        vals = [primary(r["tasks"].get(t, {}).get("metrics", {})) for t in tasks]
+        pts = " ".join(
+            f"{x:.1f},{y:.1f}"
+            for x, y in (point(i, max(0.0, min(1.0, v[1] if v else 0.0))) for i, v in enumerate(vals))
+        )
+        c = COLOURS[ri % len(COLOURS)]
+        parts.append(f'<polygon points="{pts}" fill="{c}" fill-opacity="0.2" stroke="{c}" stroke-width="2"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _legend(runs: dict[str, Any]) -> str:
+    return (
+        "<div class=legend>"
+        + "".join(
+            f"<span><i style='background:{COLOURS[i % len(COLOURS)]}'></i>{html.escape(n)}</span>"
+            for i, n in enumerate(runs)
+        )
+        + "</div>"
+    )
+
+
+# -- page parts --------------------------------------------------------------------------------------
+
+
+def _summary_table(results: dict[str, Any]) -> str:
+    rows = []
+    for name, t in results["tasks"].items():
+        metrics = ", ".join(f"{k} {_num(v)}" for k, v in t["metrics"].items())
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{t['kind']}</td><td>{t.get('method') or 'generate'}</td>"
+            f"<td>{t['n']}</td><td>{html.escape(metrics)}</td></tr>"
+        )
+    return (
+        "<table><tr><th>task</th><th>kind</th><th>method</th><th>n</th><th>metrics</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _browser(samples: dict[str, list[dict[str, Any]]]) -> str:
+    data = json.dumps(samples, ensure_ascii=False).replace("</", "<\\/")
+    options = "".join(f"<option>{html.escape(t)}</option>" for t in samples)
+    return f"""<div id=browser>
+<label>task <select id=task>{options}</select></label>
+<label><input type=checkbox id=wrong> only imperfect samples</label> <span id=count></span>
+<div class=split><ol id=list></ol><div id=detail>Pick a sample.</div></div></div>
+<script type="application/json" id=samples>{data}</script>
+<script>{_BROWSER_JS}</script>"""
+
+
+_BROWSER_JS = """
+const SAMPLES = JSON.parse(document.getElementById('samples').textContent);
+const $ = (id) => document.getElementById(id);
+const esc = (s) => String(s).replace(/[&<>]/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;'}[c]));
+const show = (v) => typeof v === 'string' ? v : JSON.stringify(v, null, 2);
+const perfect = (s) => Object.entries(s.metrics).every(([k, v]) => k === 'judge_unparsed' ? v === 0 : k === 'judge' || v >= 1);
+function render() {
+  const rows = (SAMPLES[$('task').value] || []).filter((s) => !$('wrong').checked || !perfect(s));
+  $('count').textContent = rows.length + ' samples';
+  $('list').innerHTML = '';
+  rows.forEach((s) => {
+    const li = document.createElement('li');
+    li.className = 'sample ' + (perfect(s) ? 'ok' : 'bad');
+    li.textContent = s.id;
+    li.onclick = () => detail(s, li);
+    $('list').appendChild(li);
+  });
+}
+function detail(s, li) {
+  document.querySelectorAll('#list li').forEach((x) => x.classList.remove('sel'));
+  li.classList.add('sel');
+  let h = '<h3>' + esc(s.id) + '</h3><p><b>metrics</b> ' + esc(JSON.stringify(s.metrics)) + '</p>';
+  h += '<p><b>target</b> ' + esc(show(s.target)) + '</p><p><b>extracted</b> ' + esc(show(s.extracted)) + '</p>';
+  s.requests.forEach((r, i) => {
+    h += '<div class=req><b>request ' + (i + 1) + ' (' + r.kind + ')</b><pre class=prompt>' + esc(show(r.prompt)) + '</pre>';
+    if (r.continuation !== undefined) h += '<p>continuation <code>' + esc(r.continuation) + '</code></p>';
+    h += '<b>output</b><pre class=output>' + esc(show(r.output)) + '</pre></div>';
+  });
+  if (s.judge) h += '<b>judge</b><pre>' + esc(show(s.judge)) + '</pre>';
+  $('detail').innerHTML = h;
+}
+$('task').onchange = render; $('wrong').onchange = render; render();
+"""
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}
+th{background:#f3f3f3}.meta{color:#666}.up{color:#2a7d2a}.down{color:#c0392b;font-weight:bold}
+.charts{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.legend span{margin-right:12px;font-size:13px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
+.split{display:flex;gap:16px}#list{width:220px;max-height:600px;overflow:auto;font-size:13px}
+#list li{cursor:pointer;padding:2px}#list li.bad{color:#c0392b}#list li.sel{background:#e8eefc}
+#detail{flex:1;min-width:0}pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;max-height:320px;overflow:auto}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{body}</body></html>"
+    )
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    keys = ("engine", "base_url", "path", "chat", "shots", "judge", "started", "seconds")
+    return "; ".join(f"{k} {run[k]}" for k in keys if run.get(k) not in (None, ""))
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:.3f}"
+
+
+def _depth(sample_id: str) -> float:
+    return float(sample_id.split("@")[1].rstrip("%")) / 100
+
+
+def _slug(name: str) -> str:
+    from llmworks.eval.runner import _slug as slug
+
+    return slug(name)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    from llmworks.eval.runner import _atomic_write as write
+
+    write(path, text)

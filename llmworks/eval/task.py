@@ -1,0 +1,105 @@
+"""The Task seam: load samples -> build requests -> score -> aggregate.
+
+A task never calls the model itself: it returns `Request`s (plain, hashable data), the runner answers them
+(concurrently, batched, cached by a hash of the request) and hands the outputs back to `score`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Method = Literal["loglikelihood", "generate"]
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: Literal["chat", "complete", "loglikelihood"]
+    prompt: str | tuple[tuple[tuple[str, str], ...], ...] = ""
+    """Text for complete/loglikelihood (the context); for chat, messages as ((key, value), ...) tuples."""
+    continuation: str = ""
+    max_tokens: int = 256
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @staticmethod
+    def chat(messages: Sequence[dict[str, str]], **kw: Any) -> Request:
+        return Request("chat", tuple(tuple(sorted(m.items())) for m in messages), **kw)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return [dict(m) for m in self.prompt]  # type: ignore[arg-type, union-attr]
+
+    def key(self, model: str) -> str:
+        return hashlib.sha256(json.dumps([model, asdict(self)], sort_keys=True).encode()).hexdigest()
+
+    def shown(self) -> dict[str, Any]:
+        """How the request appears in the saved samples and the report."""
+        out: dict[str, Any] = {"kind": self.kind}
+        out["prompt"] = self.messages if self.kind == "chat" else self.prompt
+        if self.kind == "loglikelihood":
+            out["continuation"] = self.continuation
+        return out
+
+
+@dataclass
+class Env:
+    """What a task may know about the model when it builds requests."""
+
+    can_score: bool
+    """Log-likelihoods are available (a local engine, or a server with /v1/completions echo+logprobs)."""
+    chat: bool
+    """Use the chat template (local) or the chat API (HTTP)."""
+    render: Callable[[list[dict[str, str]]], str | None]
+    count_tokens: Callable[[str], int]
+    context_length: int | None
+    shots: int = 0
+    judge: Callable[[list[dict]], str] | None = None
+
+    def method(self) -> Method:
+        """Log-likelihood when it can be computed on the prompt the model would see, else generation."""
+        if self.can_score and (not self.chat or self.render([{"role": "user", "content": "x"}]) is not None):
+            return "loglikelihood"
+        return "generate"
+
+
+@dataclass
+class Scored:
+    """One sample's result: its metrics, and what the report's sample browser shows."""
+
+    metrics: dict[str, float]
+    target: Any = None
+    extracted: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    name: str
+    kind: str
+    method: Method | None = None
+    """Which method produced the scores (multiple choice); None for tasks that only generate."""
+
+    @abstractmethod
+    def samples(self) -> list[dict[str, Any]]:
+        """The samples, each with a unique "id"; raises UserError when the data is missing or malformed."""
+
+    @abstractmethod
+    def requests(self, sample: dict[str, Any], env: Env) -> list[Request]: ...
+
+    @abstractmethod
+    def score(self, sample: dict[str, Any], outputs: list[Any], env: Env) -> Scored:
+        """Outputs are in request order: str (generation), float (log-likelihood) or None (failed)."""
+
+    def aggregate(self, scored: list[Scored]) -> dict[str, float]:
+        """The mean of each metric over the samples."""
+        names = dict.fromkeys(k for s in scored for k in s.metrics)
+        return {k: sum(s.metrics.get(k, 0.0) for s in scored) / len(scored) for k in names} if scored else {}
+
+    def info(self) -> dict[str, Any]:
+        """Settings shown next to the scores (so a score can be explained)."""
+        return {}
