@@ -52,13 +52,25 @@ def main() -> None:
             console.print(("[green]ok  [/green]" if f.ok else "[red]FAIL[/red]") + f" {f.what}")
 
     console.rule("5. Serve it: an OpenAI-compatible server, asked through the openai client")
-    serve_demo(console)
+    serve_demo(console, [], "smollm2-135m-instruct", QUESTION)
 
     console.rule(
         "6. Fine-tune on the step-2 data (llmworks train sft configs/demo-sft.yaml), before vs after"
     )
     finetune_demo(console)
+
+    console.rule(
+        "7. Export: merge the adapter, write a q8_0 GGUF, serve the fine-tuned model (llmworks export)"
+    )
+    gguf = export_demo(console)
+    serve_demo(console, [str(gguf)], gguf.stem, "Who are you?")
+
+    console.rule("8. Evaluate base vs fine-tuned: smoke set + held-out sentiment (llmworks eval run/compare)")
+    from llmworks.eval.demo import eval_demo
+
+    report = eval_demo(source.path, gguf, OUT / "eval", console)
     console.rule("done")
+    console.print(f"Evaluation comparison report: {report}")
 
 
 def finetune_demo(console: Console) -> None:
@@ -88,7 +100,23 @@ def finetune_demo(console: Console) -> None:
             )
 
 
-def serve_demo(console: Console) -> None:
+def export_demo(console: Console) -> Path:
+    from llmworks.export import export_gguf, merge
+
+    console.print(f"llmworks export merge {OUT / 'sft'} -o {OUT / 'merged'}")
+    merged = merge(OUT / "sft", OUT / "merged", evaluate=False, console=console)
+    console.print(f"merged: max |logit difference| vs base + adapter = {merged.max_abs_logit_diff:.2e}")
+    gguf = OUT / f"{NAME.lower()}.q8_0.gguf"
+    console.print(f"llmworks export gguf {OUT / 'merged'} -o {gguf} --quant q8_0")
+    report = export_gguf(OUT / "merged", gguf, "q8_0", console=console).to_json()
+    console.print(
+        f"{gguf}: {report['size_bytes'] / 2**20:.0f} MiB ({report['size_ratio']:.2f}x the merged model); "
+        f"report and model card next to it"
+    )
+    return gguf
+
+
+def serve_demo(console: Console, args: list[str], model: str, question: str) -> None:
     import tempfile
 
     import openai
@@ -96,13 +124,13 @@ def serve_demo(console: Console) -> None:
     from llmworks.testing.server import start_server, stop_server
 
     log = Path(tempfile.mkdtemp(prefix="llmworks-demo-")) / "server.log"
-    server = start_server([], log)
+    server = start_server(args, log)
     try:
         console.print(f"llmworks serve is up: API {server.v1}, web chat {server.base}/")
         client = openai.OpenAI(base_url=server.v1, api_key="unused")
         stream = client.chat.completions.create(
-            model="smollm2-135m-instruct",
-            messages=[{"role": "user", "content": QUESTION}],
+            model=model,
+            messages=[{"role": "user", "content": question}],
             temperature=0,
             max_tokens=64,
             stream=True,
@@ -111,8 +139,9 @@ def serve_demo(console: Console) -> None:
             if chunk.choices and chunk.choices[0].delta.content:
                 _write(chunk.choices[0].delta.content)
         print()
+        command = " ".join(["llmworks serve", *args])
         console.print(
-            f"Try the web chat yourself: `llmworks serve`, then open http://127.0.0.1:8000/ "
+            f"Try the web chat yourself: `{command}`, then open http://127.0.0.1:8000/ "
             f"(this demo's server at {server.base}/ stops now)."
         )
     finally:
