@@ -17,6 +17,7 @@ from llmworks.data import cli as data_cli
 from llmworks.environment import configure_environment
 from llmworks.errors import UserError
 from llmworks.eval import cli as eval_cli
+from llmworks.export import cli as export_cli
 from llmworks.models import cli as models_cli
 from llmworks.serve import cli as serve_cli
 from llmworks.train import cli as train_cli
@@ -34,6 +35,7 @@ GROUPS: dict[str, typer.Typer] = {
     "models": models_cli.app,
     "data": data_cli.app,
     "train": train_cli.app,
+    "export": export_cli.app,
     "bench": bench_cli.app,
     "eval": eval_cli.app,
 }

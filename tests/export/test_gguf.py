@@ -24,7 +24,7 @@ QUIET = Console(stderr=True, quiet=True)
 
 def test_q4_0_report_card_and_engine(merged: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.q4_0.gguf"
-    report = export_gguf(merged, out, "q4_0", console=QUIET)
+    export_gguf(merged, out, "q4_0", console=QUIET)
     assert [p.name for p in sorted(tmp_path.iterdir())] == [
         "m.q4_0.gguf",
         "m.q4_0.gguf.md",
@@ -84,7 +84,7 @@ def test_adapter_needs_merging_first(lora_run: Path, tmp_path: Path) -> None:
 def test_too_little_disk_space(merged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 2**20, 2**20))
-    with pytest.raises(UserError, match="not enough disk space .* 1.0 MiB is free"):
+    with pytest.raises(UserError, match=r"not enough disk space .* 1.0 MiB is free"):
         export_gguf(merged, tmp_path / "m.gguf", "q4_k_m", console=QUIET)
     assert not any(tmp_path.iterdir())
 
