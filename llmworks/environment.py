@@ -19,5 +19,8 @@ def configure_environment() -> None:
     # Library chatter (weight-loading bars, deprecation notes, optional-kernel notices) is not ours to show.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # torchao (imported by peft) reports its CUDA-only kernels failing to load, and torch's pytree warns about
+    # torchao's enums: nothing a CPU user can act on.
+    for name in ("bitsandbytes", "torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer
 
@@ -28,13 +28,14 @@ def run(*args: str, stdin: str | None = None, timeout: float = 300) -> subproces
 def all_command_paths() -> list[list[str]]:
     paths = []
 
-    def walk(cmd: click.Command, prefix: list[str]) -> None:
+    def walk(cmd: Any, prefix: list[str]) -> None:
         paths.append(prefix)
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                walk(sub, [*prefix, name])
+        # typer vendors its own click, so a group is whatever has sub-commands
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*prefix, name])
 
     walk(typer.main.get_command(app), [])
+    assert len(paths) > 30, paths  # every stage's sub-commands, not just the root
     return paths
 
 
