@@ -270,11 +270,16 @@ def demo(
         str | None, typer.Option(help="Print token stats with this tokenizer (default: skip).")
     ] = None,
     seed: Annotated[int, typer.Option()] = 42,
+    distill_model: Annotated[
+        str | None, typer.Option(help="Model whose own answers make the general part (default: embedded).")
+    ] = None,
 ) -> None:
-    """Build the demo training set: self-cognition data plus the built-in sentiment task, mixed."""
+    """Build the demo training set: self-cognition, sentiment, two-turn memory and general answers, mixed."""
     from llmworks.data.demo import build_demo_data
 
-    build_demo_data(output, name, author, tokenizer=tokenizer, seed=seed, console=out)
+    build_demo_data(
+        output, name, author, tokenizer=tokenizer, seed=seed, console=out, distill_model=distill_model
+    )
 
 
 # -- synth ----------------------------------------------------------------------------------------

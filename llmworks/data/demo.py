@@ -1,12 +1,15 @@
-"""The demo training set: self-cognition data, the built-in sentiment task and a two-turn memory task, mixed.
+"""The demo training set: self-cognition data, the built-in sentiment task, a two-turn memory task and
+general answers distilled from the base model, mixed.
 
 Command sequence (what `llmworks data demo -o out/demo-data` runs):
 
     llmworks data synth selfcog --name NAME --author AUTHOR -o out/demo-data/sources/selfcog.jsonl
     # sentiment train split as messages: sentiment_messages("train"), written to sources/sentiment_train.jsonl
     # two-turn memory conversations: memory_messages("train"), written to sources/memory_train.jsonl
+    # the base model's answers to everyday prompts: general_messages(), written to sources/general.jsonl
     llmworks data mix out/demo-data/sources/selfcog.jsonl out/demo-data/sources/sentiment_train.jsonl \
-        out/demo-data/sources/memory_train.jsonl -o out/demo-data --val 0.05 --seed 42
+        out/demo-data/sources/memory_train.jsonl#40 out/demo-data/sources/general.jsonl \
+        -o out/demo-data --val 0.05 --seed 42
     llmworks data stats out/demo-data/train.jsonl --tokenizer MODEL
 
 The held-out splits (`sentiment_records("test")`, `memory_messages("test")`, whose code words never occur
@@ -192,6 +195,37 @@ def memory_messages(split: Split = "train") -> Iterator[dict[str, Any]]:
         }
 
 
+def general_messages(model: str | None = None, max_tokens: int = 96) -> list[dict[str, Any]]:
+    """Everyday prompts answered by the model itself (greedy; the embedded default unless `model`).
+
+    Mixed into fine-tuning data, they keep the tuned model answering ordinary questions as it did before
+    (self-distillation, a stand-in for the general chat data people mix in, which is not available offline).
+    Answers cut off by `max_tokens` are left out: they would teach the model not to stop. Cached per model
+    file in the llmworks home, since greedy answers do not change.
+    """
+    from llmworks.models.sources import llmworks_home, resolve
+
+    source = resolve(model)
+    prompts = resources.files("llmworks.data").joinpath("builtin/general_prompts.txt").read_text("utf-8")
+    stat = source.path.stat()
+    key = f"{source.path.name}-{stat.st_size}-{int(stat.st_mtime)}-{len(prompts)}-{max_tokens}"
+    cache = llmworks_home() / "distilled" / f"{key}.jsonl"
+    if cache.is_file():
+        return [json.loads(line) for line in cache.read_text("utf-8").splitlines()]
+    from llmworks.engines import SamplingParams, load_engine
+
+    records = []
+    with load_engine(model) as engine:
+        params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+        for q in prompts.splitlines():
+            msgs = [{"role": "user", "content": q}]
+            answer, reason = engine.complete(engine.template.render(msgs), params)
+            if reason == "stop" and answer.strip():
+                records.append({"messages": [*msgs, {"role": "assistant", "content": answer.strip()}]})
+    io.write_jsonl(cache, records)
+    return records
+
+
 def build_demo_data(
     out_dir: Path | str,
     name: str = "llmworks-demo",
@@ -200,6 +234,7 @@ def build_demo_data(
     seed: int = 42,
     val: float = 0.05,
     console: Console | None = None,
+    distill_model: str | None = None,
 ) -> MixReport:
     console = console or Console()
     out_dir = Path(out_dir)
@@ -207,10 +242,14 @@ def build_demo_data(
     selfcog = sources / "selfcog.jsonl"
     sentiment = sources / "sentiment_train.jsonl"
     memory = sources / "memory_train.jsonl"
+    general = sources / "general.jsonl"
     io.write_jsonl(selfcog, selfcog_records(name, author, seed=seed))
     io.write_jsonl(sentiment, sentiment_messages("train"))
     io.write_jsonl(memory, memory_messages("train"))
-    report = mix([str(selfcog), str(sentiment), str(memory)], out_dir, val=val, seed=seed)
+    console.print("general data: the base model's own answers to everyday prompts (self-distillation)")
+    io.write_jsonl(general, general_messages(distill_model))
+    specs = [str(selfcog), str(sentiment), f"{memory}#40", str(general)]
+    report = mix(specs, out_dir, val=val, seed=seed)
     for s in report.sources:
         console.print(f"{Path(s.path).name}: {s.taken} records")
     console.print(f"demo data: train {report.train}, val {report.val} in {out_dir}")

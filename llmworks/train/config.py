@@ -41,7 +41,8 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)
     """Training files: JSONL/JSON/CSV/Parquet (messages, sharegpt or alpaca; text for pretrain). `path#N`
     takes N records (sampled with `seed`, repeated if N exceeds the file); `builtin:sentiment` and
-    `builtin:memory` are the train splits of the demo's sentiment and two-turn memory tasks."""
+    `builtin:memory` are the train splits of the demo's sentiment and two-turn memory tasks; `builtin:general`
+    is the embedded model's own answers to everyday prompts (mix it in to keep general ability)."""
     val_data: list[str] = field(default_factory=list)
     """Validation files; if empty, `val_ratio` of the training records are held out."""
     val_ratio: float = 0.0

@@ -52,9 +52,9 @@ def read_specs(specs: list[str], seed: int, fill: dict[str, str]) -> list[dict[s
     out: list[dict[str, Any]] = []
     for spec in specs:
         records = _read_one(spec)
-        src = parse_spec(spec) if not spec.startswith("builtin:") else None
-        if src is not None and src.count is not None:
-            records = _take(records, src.count, random.Random(f"{seed}:{spec}"))
+        count = _builtin_count(spec) if spec.startswith("builtin:") else parse_spec(spec).count
+        if count is not None:
+            records = _take(records, count, random.Random(f"{seed}:{spec}"))
         out += [fill_placeholders(r, fill, spec) for r in records]
     return out
 
@@ -75,10 +75,16 @@ def read_text(path: str | Path) -> list[str]:
 
 
 def _read_one(spec: str) -> list[dict[str, Any]]:
-    if spec in ("builtin:sentiment", "builtin:memory"):
-        from llmworks.data.demo import memory_messages, sentiment_messages
+    if spec.startswith("builtin:"):
+        from llmworks.data.demo import general_messages, memory_messages, sentiment_messages
 
-        return list(sentiment_messages("train") if spec.endswith("sentiment") else memory_messages("train"))
+        builtin = {"sentiment": sentiment_messages, "memory": memory_messages, "general": general_messages}
+        name = spec.removeprefix("builtin:").partition("#")[0]
+        if name not in builtin:
+            raise UserError(
+                f"unknown built-in data set {spec}.", f"Use builtin:{', builtin:'.join(builtin)}."
+            )
+        return list(builtin[name]())
     path = Path(parse_spec(spec).path)
     if not path.exists():
         raise UserError(f"training data not found: {path}.", "Check the `data` paths in the recipe.")
@@ -91,6 +97,15 @@ def _read_one(spec: str) -> list[dict[str, Any]]:
         assert row.record is not None
         records.append(row.record)
     return records
+
+
+def _builtin_count(spec: str) -> int | None:
+    _, sep, n = spec.partition("#")
+    if not sep:
+        return None
+    if not n.isdigit() or int(n) < 1:
+        raise UserError(f"bad count in {spec}.", "Use builtin:NAME#N with N >= 1.")
+    return int(n)
 
 
 def _take(records: list[dict[str, Any]], n: int, rng: random.Random) -> list[dict[str, Any]]:

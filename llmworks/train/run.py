@@ -105,7 +105,7 @@ def guard_perplexity(
     return ppl
 
 
-def guard_eval(cfg: TrainConfig, model_dir: Path, when: str) -> Path | None:
+def guard_eval(cfg: TrainConfig, model_dir: Path, when: str, console: Console) -> Path | None:
     """Forgetting guard, behaviour half: the eval stage's `guard_tasks` on a saved model (the base before
     training, the run directory after); returns the eval run directory. Perplexity misses a model that
     answers every question with its new identity; these answers do not."""
@@ -114,6 +114,11 @@ def guard_eval(cfg: TrainConfig, model_dir: Path, when: str) -> Path | None:
     from llmworks.eval import EvalConfig, evaluate
 
     out = Path(cfg.output_dir) / "guard" / when
+    console.print(
+        f"forgetting guard: llmworks eval run --tasks {','.join(cfg.guard_tasks)} --model {model_dir} "
+        f"-o {out} ({when} training)",
+        highlight=False,
+    )
     quiet = Console(stderr=True, quiet=True)
     ecfg = EvalConfig(list(cfg.guard_tasks), model=str(model_dir), engine="transformers", output_dir=str(out))
     return evaluate(ecfg, quiet)
@@ -122,7 +127,7 @@ def guard_eval(cfg: TrainConfig, model_dir: Path, when: str) -> Path | None:
 def _guard_report(cfg: TrainConfig, before: Path, summary: RunSummary, console: Console) -> None:
     from llmworks.eval import compare
 
-    after = guard_eval(cfg, Path(cfg.output_dir), "after")
+    after = guard_eval(cfg, Path(cfg.output_dir), "after", console)
     assert after is not None
     report = compare([before, after], Path(cfg.output_dir) / "guard")
     rows = json.loads((report.parent / "compare.json").read_text())["rows"]
@@ -136,7 +141,8 @@ def _guard_report(cfg: TrainConfig, before: Path, summary: RunSummary, console: 
             line = (
                 f"[yellow]warning: {line[len('forgetting guard: ') :]}, a drop of more than "
                 f"{cfg.forgetting_threshold:.2f}: the model is losing general ability. Mix general data in "
-                "(data: [task.jsonl, general.jsonl#500]), lower lr or train fewer steps.[/yellow]"
+                "(data: \\[task.jsonl, general.jsonl#500] or builtin:general), lower lr or train fewer steps."
+                "[/yellow]"
             )
         console.print(line)
     console.print(f"forgetting report: {report}")
@@ -189,7 +195,7 @@ def save_outputs(
         if rise > cfg.forgetting_threshold:
             console.print(
                 f"[yellow]warning: general-text perplexity rose {rise:.1%} (> {cfg.forgetting_threshold:.0%}): "
-                "the model is forgetting. Mix general data in (data: [task.jsonl, general.jsonl#500]), "
+                "the model is forgetting. Mix general data in (data: \\[task.jsonl, general.jsonl#500]), "
                 "lower lr or train fewer steps.[/yellow]"
             )
     plot_loss(result.metrics, out_dir / "loss.png")

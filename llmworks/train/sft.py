@@ -33,7 +33,7 @@ def main(
     train, val, stats = build_data(cfg, tokenizer, template, console)
     objective = TokenLoss(tokenizer.pad_token_id or 0)
     before = run.guard_perplexity(cfg, model, tokenizer, objective, console, "before")
-    guard_before = run.guard_eval(cfg, hf_dir, "before")
+    guard_before = run.guard_eval(cfg, hf_dir, "before", console)
     result = run_loop(cfg, model, train, val, objective, out_dir, console, on_step)
     after = run.guard_perplexity(cfg, model, tokenizer, objective, console, "after")
     return run.save_outputs(

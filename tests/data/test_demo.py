@@ -4,7 +4,7 @@ from pathlib import Path
 
 from data_testing import read_jsonl, run_cli
 
-from llmworks.data.demo import sentiment_messages, sentiment_records
+from llmworks.data.demo import general_messages, sentiment_messages, sentiment_records
 
 
 def test_sentiment_set_is_balanced_split_and_varied() -> None:
@@ -34,7 +34,10 @@ def test_cli_demo_builds_the_training_set(tmp_path: Path, tiny_tokenizer: Path) 
     assert r.exit_code == 0, r.output
     train = read_jsonl(tmp_path / "demo" / "train.jsonl")
     val = read_jsonl(tmp_path / "demo" / "val.jsonl")
-    assert len(train) + len(val) == 200 + 91 + 81  # sentiment train + self-cognition (en + zh) + memory
+    n_general = len(general_messages())  # cached: the first call distills from the embedded model
+    assert 30 <= n_general <= 60  # answers cut off by max_tokens are left out
+    # sentiment train + self-cognition (en + zh) + memory#40 + general
+    assert len(train) + len(val) == 200 + 91 + 40 + n_general
     answers = Counter(rec["messages"][-1]["content"] for rec in train + val)
     assert answers["positive"] == answers["negative"] == 100
     assert "tokens per record" in r.output and (tmp_path / "demo" / "manifest.json").exists()
