@@ -1,4 +1,5 @@
-"""`llmworks eval run|compare`: evaluate a local model or a server on tasks; compare runs side by side."""
+"""`llmworks eval run|compare|arena`: evaluate a local model or a server on tasks; compare runs side by side;
+judge runs' answers pairwise with a model."""
 
 from __future__ import annotations
 
@@ -86,3 +87,46 @@ def compare_cmd(
 
     path = compare(list(runs), output)
     typer.echo(f"comparison: {path}")
+
+
+@app.command()
+def arena(
+    runs: Annotated[list[str], typer.Argument(help="Run directories of `llmworks eval run` (two or more).")],
+    judge: Annotated[str, typer.Option("--judge", help="Judge: a local model, or a server URL.")],
+    api_key: Annotated[str | None, typer.Option("--api-key", help="The judge server's API key.")] = None,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="The run to win/tie/lose against (default: the first).")
+    ] = None,
+    pairs: Annotated[
+        str, typer.Option("--pairs", help="all: every pair of models; baseline: each vs the baseline.")
+    ] = "all",
+    tasks: Annotated[
+        str | None,
+        typer.Option("--tasks", help="Comma-separated tasks (default: all shared generation tasks)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most N samples per task.")] = None,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Where arena.json and arena.html go; rerun to resume.")
+    ] = "out/eval/arena",
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="The judge's reply budget.")] = 512,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Judge requests in flight (HTTP).")] = 4,
+    retries: Annotated[int, typer.Option("--retries", help="Retries with backoff when a server fails.")] = 4,
+) -> None:
+    """Judge the runs' answers pairwise, in both orders: win/tie/loss vs a baseline, Bradley–Terry and Elo."""
+    from llmworks.eval.arena import ArenaConfig, run_arena
+
+    run_arena(
+        ArenaConfig(
+            runs=runs,
+            judge=judge,
+            api_key=api_key,
+            baseline=baseline,
+            pairs=pairs,  # type: ignore[arg-type]
+            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+            limit=limit,
+            output_dir=output,
+            max_tokens=max_tokens,
+            concurrency=concurrency,
+            retries=retries,
+        )
+    )

@@ -1,10 +1,13 @@
-"""Batched log-likelihood for local engines: many (context, continuation) pairs per forward pass.
+"""Batched log-likelihood for local engines: many (context, continuation) pairs, shared work done once.
 
-On llama.cpp, pairs that share a context (the options of one multiple-choice question) share its tokens:
-each context token is tagged with the sequence ids of all its options, so it is computed once in one
-`llama_decode`, and only the positions that predict continuation tokens ask for logits (llama.cpp's own
-hellaswag scorer does the same). On transformers, pairs go in right-padded batches.
-Other engines fall back to their own `Engine.loglikelihood`.
+On llama.cpp, pairs are scored in sorted order on one sequence whose KV cache is kept between pairs: each
+pair decodes only the tokens after the longest prefix it shares with the previous one (the system prompt
+and instruction of a chat template, a question's text shared by its options, few-shot examples), and the
+logits of shared positions are reused, so a question's second option often needs no decode at all.
+Only positions that predict continuation tokens ask for logits. One sequence keeps every token in the
+same KV cell and batch layout as scoring the pair alone; packing several sequences into one unified-KV
+batch gave different scores in llama-cpp-python 0.3.36 (whenever a sequence's rows followed another's).
+On transformers, pairs go in right-padded batches. Other engines use their own `Engine.loglikelihood`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from llmworks.engines.base import Engine, LoglikelihoodResult
 
 BATCH_TOKENS = 2048
 """Tokens per forward pass (llama.cpp context size of the scorer; padded tokens on transformers)."""
-MAX_SEQS = 64
-"""Sequences per llama.cpp decode (llama.cpp allows up to 256; 64 keeps the attention mask small)."""
 
 
 def batched_loglikelihood(engine: Engine, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]:
@@ -30,15 +31,15 @@ def batched_loglikelihood(engine: Engine, pairs: Sequence[tuple[str, str]]) -> l
     if isinstance(engine, LlamaCppEngine):
         scorer = getattr(engine, "_eval_scorer", None)
         if scorer is None:
-            scorer = engine._eval_scorer = LlamaSharedPrefixScorer(engine)  # type: ignore[attr-defined]
+            scorer = engine._eval_scorer = LlamaPrefixScorer(engine)  # type: ignore[attr-defined]
         return scorer.score(pairs)
     if isinstance(engine, TransformersEngine):
         return _padded_loglikelihood(engine, pairs)
     return engine.loglikelihood(pairs)
 
 
-class LlamaSharedPrefixScorer:
-    """A llama.cpp context of `BATCH_TOKENS` cells with a unified KV cache shared by `MAX_SEQS` sequences."""
+class LlamaPrefixScorer:
+    """A llama.cpp context of `BATCH_TOKENS` cells holding one sequence: the last scored pair's tokens."""
 
     def __init__(self, engine: Any) -> None:
         import llama_cpp as C
@@ -47,8 +48,7 @@ class LlamaSharedPrefixScorer:
         self.n_vocab = engine.vocab_size
         p = C.llama_context_default_params()
         p.n_ctx = p.n_batch = p.n_ubatch = BATCH_TOKENS
-        p.n_seq_max = MAX_SEQS
-        p.kv_unified = True  # a context token tagged with several sequence ids is stored once
+        p.n_seq_max = 1
         p.n_threads = p.n_threads_batch = engine.n_threads
         p.no_perf = True
         p.flash_attn_type = engine._llm.context_params.flash_attn_type  # same kernels as the engine
@@ -56,30 +56,27 @@ class LlamaSharedPrefixScorer:
         if not self._ctx:
             raise RuntimeError(f"llama.cpp could not make a scoring context of {BATCH_TOKENS} tokens")
         self._mem = C.llama_get_memory(self._ctx)
-        self._batch = C.llama_batch_init(BATCH_TOKENS, 0, MAX_SEQS)
+        self._batch = C.llama_batch_init(BATCH_TOKENS, 0, 1)
+        self._cached: list[int] = []
+        """The tokens in the KV cache, at positions 0, 1, ..."""
+        self._logits: dict[int, np.ndarray] = {}
+        """Next-token logits computed at cached positions (only those that predict a continuation)."""
         # Freed with the engine, before its model (a context freed after its model crashes llama.cpp).
         engine._owned.insert(0, self)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]:
         results: list[LoglikelihoodResult | None] = [None] * len(pairs)
-        groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+        encoded = []
         for i, (context, continuation) in enumerate(pairs):
             ctx_ids, cont_ids = self.engine.split_continuation(context, continuation)
-            if len(ctx_ids) + len(cont_ids) > BATCH_TOKENS:  # too long to pack: the engine scores it alone
+            if len(ctx_ids) + len(cont_ids) > BATCH_TOKENS:  # too long for this context: scored alone
                 results[i] = self.engine.loglikelihood([(context, continuation)])[0]
-                continue
-            groups.setdefault(tuple(ctx_ids), []).append((i, cont_ids))
-
-        for ctx_ids, conts in groups.items():
-            chunk: list[tuple[int, list[int]]] = []
-            used = len(ctx_ids)
-            for i, cont_ids in conts:
-                if chunk and (used + len(cont_ids) - 1 > BATCH_TOKENS or len(chunk) == MAX_SEQS):
-                    self._decode(ctx_ids, chunk, results)
-                    chunk, used = [], len(ctx_ids)
-                chunk.append((i, cont_ids))
-                used += len(cont_ids) - 1
-            self._decode(ctx_ids, chunk, results)
+            else:
+                encoded.append((ctx_ids + cont_ids, len(ctx_ids), i))
+        # Sorted, each pair shares the longest possible prefix with the one before it.
+        for ids, n_ctx, i in sorted(encoded):
+            logits = self._logits_at(ids[:-1], range(n_ctx - 1, len(ids) - 1))
+            results[i] = _result(logits, ids[n_ctx:])
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -90,48 +87,35 @@ class LlamaSharedPrefixScorer:
             C.llama_free(self._ctx)
             self._ctx = None
 
-    def _decode(
-        self, ctx_ids: tuple[int, ...], conts: list[tuple[int, list[int]]], results: list[Any]
-    ) -> None:
-        """One forward pass: the shared context once, then each continuation on its own sequence.
-
-        One context per pass: packing unrelated contexts into one unified-KV batch gave scores that differ
-        from scoring them alone (llama-cpp-python 0.3.36), so independent questions are not mixed.
-        """
+    def _logits_at(self, tokens: list[int], wanted: range) -> np.ndarray:
+        """Logits after each position in `wanted` of `tokens`, decoding only what the cache lacks."""
         import llama_cpp as C
 
-        C.llama_memory_clear(self._mem, True)
+        keep = 0
+        for a, b in zip(self._cached, tokens, strict=False):
+            if a != b:
+                break
+            keep += 1
+        keep = min([keep, *(p for p in wanted if p not in self._logits)])
+        C.llama_memory_seq_rm(self._mem, 0, keep, -1)
+        del self._cached[keep:]
+        self._logits = {p: v for p, v in self._logits.items() if p < keep}
         batch = self._batch
-        batch.n_tokens = 0
-
-        def put(token: int, pos: int, seqs: range | list[int], logits: bool) -> int:
-            i = batch.n_tokens
-            batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, len(seqs)
-            for k, s in enumerate(seqs):
-                batch.seq_id[i][k] = s
-            batch.logits[i] = logits
-            batch.n_tokens += 1
-            return i
-
-        seqs = range(len(conts))
-        for pos, tok in enumerate(ctx_ids):
-            last = put(tok, pos, seqs, pos == len(ctx_ids) - 1)
-        # For each continuation, the batch rows whose logits predict its tokens, in order.
-        rows = [
-            (i, cont_ids, [last, *(put(t, len(ctx_ids) + k, [s], True) for k, t in enumerate(cont_ids[:-1]))])
-            for s, (i, cont_ids) in zip(seqs, conts, strict=True)
-        ]
-        rc = C.llama_decode(self._ctx, batch)
-        if rc != 0:
-            raise RuntimeError(f"llama_decode failed with status {rc}")
-        for i, cont_ids, at in rows:
-            logits = np.stack(
-                [
-                    np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, r), shape=(self.n_vocab,))
-                    for r in at
-                ]
-            ).astype(np.float64)
-            results[i] = _result(logits, cont_ids)
+        batch.n_tokens = len(tokens) - keep
+        if batch.n_tokens:
+            for r, pos in enumerate(range(keep, len(tokens))):
+                batch.token[r], batch.pos[r], batch.n_seq_id[r] = tokens[pos], pos, 1
+                batch.seq_id[r][0] = 0
+                batch.logits[r] = pos in wanted
+            rc = C.llama_decode(self._ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode failed with status {rc}")
+            for pos in wanted:
+                if pos >= keep:  # copied: llama.cpp reuses the buffer on the next decode
+                    row = C.llama_get_logits_ith(self._ctx, pos - keep)
+                    self._logits[pos] = np.ctypeslib.as_array(row, shape=(self.n_vocab,)).astype(np.float64)
+            self._cached = list(tokens)
+        return np.stack([self._logits[p] for p in wanted])
 
 
 def _result(logits: np.ndarray, cont_ids: list[int]) -> LoglikelihoodResult:

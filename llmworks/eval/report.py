@@ -77,14 +77,9 @@ def compare(runs: list[Path], out_dir: Path) -> Path:
     """Runs side by side: every task metric per run and its delta to the first run (the baseline)."""
     if len(runs) < 2:
         raise UserError("compare needs at least two runs.", "Pass RUN_A RUN_B [...].")
-    loaded = {}
-    for r in runs:
-        res = load_run(r)
-        name = res["run"]["model"]
-        while name in loaded:  # two runs of the same model: keep both, told apart by directory
-            name = f"{name} ({Path(r).name})"
-        loaded[name] = res
-    names = list(loaded)
+    results = [load_run(r) for r in runs]
+    names = run_names([res["run"]["model"] for res in results], runs)
+    loaded = dict(zip(names, results, strict=True))
     rows = []
     tasks = list(dict.fromkeys(t for res in loaded.values() for t in res["tasks"]))
     for task in tasks:
@@ -140,6 +135,17 @@ def compare(runs: list[Path], out_dir: Path) -> Path:
     path = out_dir / "compare.html"
     _atomic_write(path, _page("llmworks eval compare", "\n".join(body)))
     return path
+
+
+def run_names(models: list[str], runs: list[Path] | list[str]) -> list[str]:
+    """How runs are named in reports: their model, told apart by directory when two runs share one."""
+    names: list[str] = []
+    for model, run in zip(models, runs, strict=True):
+        name = model
+        while name in names:
+            name = f"{name} ({Path(run).name})"
+        names.append(name)
+    return names
 
 
 # -- charts (inline SVG) -------------------------------------------------------------------------------

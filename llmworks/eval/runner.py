@@ -11,8 +11,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +76,11 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
     samples = {t.name: t.samples()[: cfg.limit] for t in tasks}  # data errors before any model work
     own_client = client is None
     client = client or make_client(cfg.model, cfg.base_url, cfg.api_key, cfg.retries, **_engine_opts(cfg))
-    judge_client = _judge_client(cfg.judge, cfg.retries) if cfg.judge else None
+    judge_client = make_judge(cfg.judge, cfg.retries) if cfg.judge else None
     out = Path(cfg.output_dir or Path("out/eval") / _slug(client.name))
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "config.json", json.dumps(asdict(cfg), indent=2))
+    secretless = {**asdict(cfg), "api_key": cfg.api_key and "***"}  # the key stays out of files
+    _atomic_write(out / "config.json", json.dumps(secretless, indent=2))
     cache = Cache(out / "cache.jsonl")
     started = time.time()
     try:
@@ -236,6 +239,9 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
         cache.put("probe", client.loglikelihood(probe) is not None)
     can_score = cache.get("probe")
     engine = getattr(client, "engine", None)
+    judge = None
+    if judge_client is not None:
+        judge = cached_judge(partial(judge_client.chat, max_tokens=512), judge_client.name, cache)
     return Env(
         can_score=bool(can_score),
         chat=chat,
@@ -243,23 +249,28 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
         count_tokens=client.count_tokens,
         context_length=getattr(engine, "context_length", None),
         shots=cfg.shots,
-        judge=_cached_judge(judge_client, cache) if judge_client else None,
+        judge=judge,
     )
 
 
-def _cached_judge(judge: Client, cache: Cache) -> Any:
-    def ask(messages: list[dict]) -> str:
-        key = Request.chat(messages, max_tokens=512).key("judge:" + judge.name)
+def cached_judge(
+    ask: Callable[[list[dict]], str], name: str, cache: Cache, max_tokens: int = 512
+) -> Callable[[list[dict]], str]:
+    """`ask` with its replies kept in the run's cache, keyed by the judge's name and the messages."""
+
+    def call(messages: list[dict]) -> str:
+        key = Request.chat(messages, max_tokens=max_tokens).key("judge:" + name)
         if key not in cache:
-            cache.put(key, judge.chat(messages, max_tokens=512))
+            cache.put(key, ask(messages))
         return cache.get(key)  # type: ignore[no-any-return]
 
-    return ask
+    return call
 
 
-def _judge_client(spec: str, retries: int) -> Client:
+def make_judge(spec: str, retries: int, api_key: str | None = None) -> Client:
+    """The judge: a URL is an OpenAI-compatible server (its first model), anything else a local model."""
     if re.match(r"https?://", spec):
-        return make_client(None, spec, retries=retries)
+        return make_client(None, spec, api_key, retries=retries)
     return make_client(spec, None)
 
 

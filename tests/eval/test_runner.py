@@ -23,11 +23,16 @@ def test_batched_loglikelihood_equals_one_at_a_time(tiny_gguf: Path, tiny_hf_dir
 
     q = "Question: What is the capital of France?\nA. Berlin\nB. Paris\nAnswer:"
     pairs = [(q, " A"), (q, " B"), (q.replace("France", "Italy"), " A"), ("Hello", " there, my friend")]
+    # Options of different lengths, and questions sharing a prefix but not their ends.
+    pairs += [("Hello", " there"), ("Hi. Is that", " nope maybe so"), ("Hi. Is that", " true or really not")]
+    pairs += [("Hi. Cats are good.\n", " yes"), ("Hi. Dogs are bad.", " yes")]
     for model in (tiny_gguf, tiny_hf_dir):
         with load_engine(model, n_ctx=512) as engine:
             one = [engine.loglikelihood([p])[0].logprob for p in pairs]
             batched = [r.logprob for r in batched_loglikelihood(engine, pairs)]
+            again = [r.logprob for r in batched_loglikelihood(engine, pairs[::-1])][::-1]  # cache reused
             assert batched == pytest.approx(one, abs=1e-3), model
+            assert again == pytest.approx(one, abs=1e-3), model
 
 
 @pytest.fixture(scope="module")
