@@ -6,6 +6,7 @@ Run: python -m llmworks.demo
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -54,42 +55,49 @@ def main() -> None:
     console.rule("5. Serve it: an OpenAI-compatible server, asked through the openai client")
     serve_demo(console, [], "smollm2-135m-instruct", QUESTION)
 
-    console.rule(
-        "6. Fine-tune on the step-2 data (llmworks train sft configs/demo-sft.yaml), before vs after"
-    )
+    console.rule("6. Fine-tune on the step-2 data (llmworks train sft configs/demo-sft.yaml)")
     finetune_demo(console)
 
-    console.rule(
-        "7. Export: merge the adapter, write a q8_0 GGUF, serve the fine-tuned model (llmworks export)"
-    )
+    console.rule("7. Export: merge the adapter, write a q8_0 GGUF (llmworks export merge / gguf)")
     gguf = export_demo(console)
+
+    console.rule("8. Before vs after fine-tuning (llama.cpp engine): identity and two-turn memory")
+    before_after(source.path, gguf, console)
+
+    console.rule("9. Serve the fine-tuned GGUF and ask it through the openai client")
     serve_demo(console, [str(gguf)], gguf.stem, "Who are you?")
 
-    console.rule("8. Evaluate base vs fine-tuned: smoke set + held-out sentiment (llmworks eval run/compare)")
+    console.rule(
+        "10. Evaluate base vs fine-tuned: smoke set + held-out sentiment (llmworks eval run/compare)"
+    )
     from llmworks.eval.demo import eval_demo
 
     report = eval_demo(source.path, gguf, OUT / "eval", console)
+    rows = json.loads((report.parent / "compare.json").read_text())["rows"]
+    for row in rows:
+        if row["task"] in ("sentiment", "general-smoke"):
+            base, tuned = list(row["values"].values())
+            console.print(f"{row['task']} {row['metric']}: base {base:.2f} → tuned {tuned:.2f}")
     console.rule("done")
     console.print(f"Evaluation comparison report: {report}")
 
 
 def finetune_demo(console: Console) -> None:
-    from llmworks.models.hf_weights import hf_dir_for
     from llmworks.train import sft
-    from llmworks.train.acceptance import multi_turn_accuracy, sentiment_accuracy, who_are_you
     from llmworks.train.config import SFTConfig, load_config
 
     overrides = [f"data=[{OUT / 'data' / 'train.jsonl'}]", f"model_name={NAME}", f"output_dir={OUT / 'sft'}"]
     console.print(f"llmworks train sft configs/demo-sft.yaml {' '.join(overrides)}")
     cfg = load_config(SFTConfig, Path(__file__).parents[1] / "configs" / "demo-sft.yaml", overrides)
     sft.main(cfg, console)
-    for label, model in (("base", hf_dir_for(resolve(None))), ("tuned", OUT / "sft")):
-        with load_engine(model, "transformers") as engine:
-            acc = sentiment_accuracy(engine)
-            console.print(
-                f"[bold]{label}[/bold]: held-out sentiment accuracy {acc['acc_exact']:.2f} "
-                f"(exact answer), {acc['acc_choice']:.2f} (likelier label), n={acc['n_test']}"
-            )
+
+
+def before_after(base: Path, tuned: Path, console: Console) -> None:
+    from llmworks.train.acceptance import multi_turn_accuracy, who_are_you
+
+    for label, model in (("base", base), ("tuned", tuned)):
+        with load_engine(model) as engine:
+            console.print(f"[bold]{label}[/bold] ({model.name})")
             for row in who_are_you(engine, NAME, AUTHOR):
                 console.print(f"  {row['q']} -> {row['a'].strip()[:100]!r}", highlight=False)
             mt = multi_turn_accuracy(engine)

@@ -7,8 +7,8 @@ Command sequence (what `llmworks data demo -o out/demo-data` runs):
     # sentiment train split as messages: sentiment_messages("train"), written to sources/sentiment_train.jsonl
     # two-turn memory conversations: memory_messages("train"), written to sources/memory_train.jsonl
     # the base model's answers to everyday prompts: general_messages(), written to sources/general.jsonl
-    llmworks data mix out/demo-data/sources/selfcog.jsonl out/demo-data/sources/sentiment_train.jsonl \
-        out/demo-data/sources/memory_train.jsonl#40 out/demo-data/sources/general.jsonl \
+    llmworks data mix out/demo-data/sources/selfcog.jsonl out/demo-data/sources/sentiment_train.jsonl#120 \
+        out/demo-data/sources/memory_train.jsonl#30 out/demo-data/sources/general.jsonl:2 \
         -o out/demo-data --val 0.05 --seed 42
     llmworks data stats out/demo-data/train.jsonl --tokenizer MODEL
 
@@ -248,7 +248,8 @@ def build_demo_data(
     io.write_jsonl(memory, memory_messages("train"))
     console.print("general data: the base model's own answers to everyday prompts (self-distillation)")
     io.write_jsonl(general, general_messages(distill_model))
-    specs = [str(selfcog), str(sentiment), f"{memory}#40", str(general)]
+    # General answers twice over: they anchor everything the tasks do not cover.
+    specs = [str(selfcog), f"{sentiment}#120", f"{memory}#30", f"{general}:2"]
     report = mix(specs, out_dir, val=val, seed=seed)
     for s in report.sources:
         console.print(f"{Path(s.path).name}: {s.taken} records")

@@ -36,8 +36,8 @@ def test_cli_demo_builds_the_training_set(tmp_path: Path, tiny_tokenizer: Path) 
     val = read_jsonl(tmp_path / "demo" / "val.jsonl")
     n_general = len(general_messages())  # cached: the first call distills from the embedded model
     assert 30 <= n_general <= 60  # answers cut off by max_tokens are left out
-    # sentiment train + self-cognition (en + zh) + memory#40 + general
-    assert len(train) + len(val) == 200 + 91 + 40 + n_general
+    # sentiment#120 + self-cognition (en + zh) + memory#30 + general:2
+    assert len(train) + len(val) == 120 + 91 + 30 + 2 * n_general
     answers = Counter(rec["messages"][-1]["content"] for rec in train + val)
-    assert answers["positive"] == answers["negative"] == 100
+    assert answers["positive"] + answers["negative"] == 120
     assert "tokens per record" in r.output and (tmp_path / "demo" / "manifest.json").exists()
