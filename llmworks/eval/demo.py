@@ -32,7 +32,7 @@ def eval_demo(
         console.print(f"llmworks eval run --model {model} --tasks {','.join(tasks)} -o {out_dir / label}")
         runs.append(
             evaluate(
-                EvalConfig(DEMO_TASKS, model=str(model), output_dir=str(out_dir / label), engine=engine),
+                EvalConfig(tasks, model=str(model), output_dir=str(out_dir / label), engine=engine),
                 console,
             )
         )
