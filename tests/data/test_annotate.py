@@ -11,8 +11,8 @@ import uvicorn
 from data_testing import read_jsonl, write_jsonl
 
 from llmworks.data.annotate.server import create_app, free_port
+from llmworks.testing.browser import launch_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 RECORDS = [
     {"prompt": "Name a primary color.", "responses": ["Blue.", "Potato.", "Red is one."]},
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello thre!"}]},
@@ -71,20 +71,12 @@ def test_api_validates_and_writes_as_it_goes(server: tuple[str, Path]) -> None:
     ]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")
 def test_browser_ranks_and_edits(server: tuple[str, Path], tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url, out = server
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-    ]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(url)
         expect(page.locator("#prompt")).to_contain_text("Name a primary color.")

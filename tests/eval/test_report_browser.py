@@ -7,16 +7,9 @@ from pathlib import Path
 import pytest
 
 from llmworks.eval import EvalConfig, evaluate
+from llmworks.testing.browser import launch_chromium
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 
 
 def test_sample_browser(tiny_gguf: Path, tmp_path: Path) -> None:
@@ -28,7 +21,7 @@ def test_sample_browser(tiny_gguf: Path, tmp_path: Path) -> None:
         )
     )
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -9,19 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from llmworks.testing.browser import launch_chromium
 from llmworks.testing.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
 WEBUI = Path(__file__).resolve().parents[2] / "llmworks" / "serve" / "webui"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 TIMEOUT_MS = 120_000  # 2 shared cores: generation can be slow when other work runs
 
 
@@ -44,7 +37,7 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = launch_chromium(p)
         yield b
         b.close()
 
