@@ -195,12 +195,13 @@ def memory_messages(split: Split = "train") -> Iterator[dict[str, Any]]:
         }
 
 
-def general_messages(model: str | None = None, max_tokens: int = 96) -> list[dict[str, Any]]:
+def general_messages(model: str | None = None, max_tokens: int = 40) -> list[dict[str, Any]]:
     """Everyday prompts answered by the model itself (greedy; the embedded default unless `model`).
 
     Mixed into fine-tuning data, they keep the tuned model answering ordinary questions as it did before
     (self-distillation, a stand-in for the general chat data people mix in, which is not available offline).
-    Answers cut off by `max_tokens` are left out: they would teach the model not to stop. Cached per model
+    Answers cut off by `max_tokens` are left out: they would teach the model not to stop, and the short ones
+    kept teach it to stop well within `llmworks models check`'s 48 tokens. Cached per model
     file in the llmworks home, since greedy answers do not change.
     """
     from llmworks.models.sources import llmworks_home, resolve
