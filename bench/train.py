@@ -50,23 +50,7 @@ def main() -> None:
     if a.mode == "dpo":
         dpo_main(a.steps, a.threads)
         return
-    rows = {}
-    for variant in ("ours", "hf"):
-        cmd = [
-            sys.executable,
-            __file__,
-            "--variant",
-            variant,
-            "--steps",
-            str(a.steps),
-            "--threads",
-            str(a.threads),
-        ]
-        out = subprocess.run([*cmd, "--data", a.data], capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
-        rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(json.dumps(rows[variant]))
+    rows = {v: run_subprocess(v, a.steps, a.threads, a.data) for v in ("ours", "hf")}
     gflops = matmul_gflops(a.threads)
     est = estimate_gib()
     summary = {
@@ -248,24 +232,19 @@ def train_hf(samples: list[Any], tok: Any, hf_dir: Path, steps: int) -> dict[str
     }
 
 
+def run_subprocess(variant: str, steps: int, threads: int, data: str = "demo") -> dict[str, Any]:
+    """One variant in its own process (a clean peak RSS); its JSON line is printed and returned."""
+    cmd = [sys.executable, __file__, "--variant", variant, "--steps", str(steps), "--threads", str(threads)]
+    out = subprocess.run([*cmd, "--data", data], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(row))
+    return row
+
+
 def dpo_main(steps: int, threads: int) -> None:
-    rows = {}
-    for variant in ("ours-dpo", "trl"):
-        cmd = [
-            sys.executable,
-            __file__,
-            "--variant",
-            variant,
-            "--steps",
-            str(steps),
-            "--threads",
-            str(threads),
-        ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
-        rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(json.dumps(rows[variant]))
+    rows = {v: run_subprocess(v, steps, threads) for v in ("ours-dpo", "trl")}
     ratio = rows["ours-dpo"]["tok_s"] / rows["trl"]["tok_s"]
     print(json.dumps({"bench": "train-dpo", "speedup_tokens_per_s": round(ratio, 2), "steps": steps}))
 

@@ -27,7 +27,7 @@ from llmworks.export.files import (
     copy_train_files,
     weights_size,
 )
-from llmworks.export.measure import measure
+from llmworks.export.measure import measure_export
 from llmworks.export.report import ExportReport, write_report
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import resolve
@@ -91,10 +91,7 @@ def quantize(
         )
         if evaluate:
             console.print("measuring the source and the quantized model ...")
-            ref = measure(hf_dir, "transformers", n_threads=n_threads)
-            got = measure(tmp, "transformers", reference=ref, n_threads=n_threads)
-            got.model = str(out)
-            report.measurements = [ref, got]
+            report.measurements = measure_export(hf_dir, tmp, out, n_threads)
         write_report(report, tmp / "report.json", tmp / "README.md", tmp)
     console.print(f"wrote {out} ({report.size_bytes / report.source_size_bytes:.0%} of the source's weights)")
     return report

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,17 @@ def measure(
             same = sum(a == b for a, b in zip(outputs, reference.outputs, strict=True))
             m.identical_outputs = f"{same}/{len(prompts)}"
         return m
+
+
+def measure_export(
+    source: str | os.PathLike[str], built: Path, final: Path, n_threads: int | None = None
+) -> list[Measurement]:
+    """[source, export] on the transformers engine; the export is measured where it is being built (before
+    the rename into place) and reported under its final name."""
+    ref = measure(source, "transformers", n_threads=n_threads)
+    got = measure(built, "transformers", reference=ref, n_threads=n_threads)
+    got.model = str(final)
+    return [ref, got]
 
 
 def perplexity(eng: Engine, logits: Logits, texts: Sequence[str]) -> float:

@@ -23,7 +23,7 @@ from llmworks.export.files import (
     model_size,
     weights_size,
 )
-from llmworks.export.measure import PROMPTS, measure
+from llmworks.export.measure import PROMPTS, measure_export
 from llmworks.export.report import ExportReport, write_report
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import resolve
@@ -59,10 +59,7 @@ def merge(
         )
         if evaluate:
             console.print("measuring the unmerged and the merged model ...")
-            ref = measure(run, "transformers", n_threads=n_threads)
-            got = measure(tmp, "transformers", reference=ref, n_threads=n_threads)
-            got.model = str(out)
-            report.measurements = [ref, got]
+            report.measurements = measure_export(run, tmp, out, n_threads)
         write_report(report, tmp / "report.json", tmp / "README.md", tmp)
     console.print(f"merged → {out} (max |logit diff| {diff:.2e})")
     return report
