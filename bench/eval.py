@@ -19,8 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from llmworks.engines import load_engine
 from llmworks.eval.loglik import batched_loglikelihood
-from llmworks.eval.task import Env
 from llmworks.eval.tasks import TASKS
+from llmworks.eval.tasks.base import Env
 
 
 def main() -> None:

@@ -22,11 +22,12 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from llmworks.bench.metrics import LevelResult
-from llmworks.bench.serve_client import ServeBenchConfig, run_benchmark
-from llmworks.bench.servers import free_port, llama_cpp_server_cmd, llmworks_serve_cmd, running_server
 from llmworks.errors import UserError
+from llmworks.local_server import free_port, running_server
 from llmworks.models.sources import resolve
+from llmworks.servebench.metrics import LevelResult
+from llmworks.servebench.serve_client import ServeBenchConfig, run_benchmark
+from llmworks.servebench.servers import llama_cpp_server_cmd, llmworks_serve_cmd
 
 LEVELS = [1, 8]
 TARGETS = {"single_stream_output_tps": ">= 0.9", "ttft_p50_c1": "<= 1.2", "aggregate_output_tps_c8": ">= 2.0"}

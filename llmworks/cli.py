@@ -11,7 +11,6 @@ import sys
 import typer
 
 from llmworks import __version__
-from llmworks.bench import cli as bench_cli
 from llmworks.chat import cli as chat_cli
 from llmworks.data import cli as data_cli
 from llmworks.environment import configure_environment
@@ -20,6 +19,7 @@ from llmworks.eval import cli as eval_cli
 from llmworks.export import cli as export_cli
 from llmworks.models import cli as models_cli
 from llmworks.serve import cli as serve_cli
+from llmworks.servebench import cli as bench_cli
 from llmworks.train import cli as train_cli
 
 app = typer.Typer(

@@ -16,10 +16,10 @@ configure_environment()  # before transformers is imported
 
 from rich.console import Console  # noqa: E402
 
+from llmworks.chat.check import check_model  # noqa: E402
 from llmworks.chat.session import stream_reply  # noqa: E402
-from llmworks.data.demo import build_demo_data  # noqa: E402
+from llmworks.data.builtin import build_demo_data  # noqa: E402
 from llmworks.engines import SamplingParams, load_engine  # noqa: E402
-from llmworks.models.check import check_model  # noqa: E402
 from llmworks.models.sources import resolve  # noqa: E402
 
 QUESTION = "What is the capital of France?"

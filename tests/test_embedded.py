@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from llmworks.chat.check import check_model
 from llmworks.engines import SamplingParams, load_engine
-from llmworks.models.check import check_model
 
 pytestmark = pytest.mark.slow
 

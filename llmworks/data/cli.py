@@ -275,7 +275,7 @@ def demo(
     ] = None,
 ) -> None:
     """Build the demo training set: self-cognition, sentiment, two-turn memory and general answers, mixed."""
-    from llmworks.data.demo import build_demo_data
+    from llmworks.data.builtin import build_demo_data
 
     build_demo_data(
         output, name, author, tokenizer=tokenizer, seed=seed, console=out, distill_model=distill_model

@@ -9,14 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from llmworks.atomic import atomic_open
 from llmworks.errors import UserError
 
 RECORD_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
@@ -174,23 +172,6 @@ def count_rows(path: Path) -> int | None:
 
 
 # -- writing ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def atomic_open(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
-    """Write to a temp file next to `path`, then rename it over `path`; on error nothing is left behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dumps(record: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from llmworks.atomic import atomic_open
 from llmworks.data import io
 from llmworks.data.progress import advance, progress
 from llmworks.errors import UserError
@@ -105,7 +106,7 @@ def mix(specs: list[str], out_dir: Path | str, val: float = 0.0, seed: int = 42)
         "outputs": {name: {"records": len(rows), "sha256": hashes[name]} for name, rows in outputs.items()},
         "sources": [asdict(s) for s in sources],
     }
-    with io.atomic_open(out_dir / "manifest.json") as f:
+    with atomic_open(out_dir / "manifest.json") as f:
         json.dump(manifest, f, indent=2, ensure_ascii=False)
     if not n_val:
         (out_dir / "val.jsonl").unlink(missing_ok=True)  # a stale split from an earlier run would mislead
@@ -153,7 +154,7 @@ def _write(path: Path, rows: np.ndarray, spools: list[Path]) -> str:
     files = [open(s, "rb") for s in spools]  # noqa: SIM115 - closed below
     try:
         with (
-            io.atomic_open(path, "wb") as out,
+            atomic_open(path, "wb") as out,
             progress(f"write {path.name}", len(rows), unit="items") as bar,
         ):
             for src_i, offset in rows:

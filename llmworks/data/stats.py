@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from llmworks.atomic import atomic_open
 from llmworks.data import formats, io
 from llmworks.data.progress import advance, progress
 from llmworks.data.tokenizers import Tokenizer
@@ -89,7 +90,7 @@ def _histogram(lengths: np.ndarray, path: Path, tokenizer: str, max_length: int 
     ax.set_xlabel(f"tokens per record ({tokenizer})")
     ax.set_ylabel("records")
     fig.tight_layout()
-    with io.atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
 

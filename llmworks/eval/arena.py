@@ -22,11 +22,12 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llmworks.atomic import atomic_write
 from llmworks.errors import PromptTooLong, UserError
 from llmworks.eval import judge as J
 from llmworks.eval.client import RequestFailed
 from llmworks.eval.report import COLOURS, _num, _page, load_run, run_names
-from llmworks.eval.runner import Cache, _atomic_write, _slug, _stopped, cached_judge, make_judge
+from llmworks.eval.runner import Cache, _slug, _stopped, cached_judge, make_judge
 
 
 @dataclass
@@ -96,7 +97,7 @@ def run_arena(cfg: ArenaConfig, console: Console | None = None, judge: J.JudgeFn
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     secretless = {**asdict(cfg), "api_key": cfg.api_key and "***"}  # the key stays out of files
-    _atomic_write(out / "config.json", json.dumps(secretless, indent=2))
+    atomic_write(out / "config.json", json.dumps(secretless, indent=2))
     client = None
     if judge is None:
         client = make_judge(cfg.judge, cfg.retries, cfg.api_key)
@@ -122,8 +123,8 @@ def run_arena(cfg: ArenaConfig, console: Console | None = None, judge: J.JudgeFn
         "seconds": round(time.time() - started, 1),
         **report,
     }
-    _atomic_write(out / "arena.json", json.dumps(report, indent=2, ensure_ascii=False))
-    _atomic_write(out / "arena.html", render_html(report))
+    atomic_write(out / "arena.json", json.dumps(report, indent=2, ensure_ascii=False))
+    atomic_write(out / "arena.html", render_html(report))
     console.print(
         f"{len(battles)} battles, {report['unparsed']} of {report['replies']} judge replies unparsed\n"
         f"results: {out / 'arena.json'}\nreport:  {out / 'arena.html'}"

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from llmworks.atomic import atomic_write
 from llmworks.errors import UserError
 
 COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
@@ -69,7 +70,7 @@ def write_report(run: Path) -> Path:
         body += ["<h2>Needle in a haystack</h2>", *heatmaps]
     body += ["<h2>Samples</h2>", _browser(samples)]
     path = run / "report.html"
-    _atomic_write(path, _page(f"llmworks eval: {label}", "\n".join(body)))
+    atomic_write(path, _page(f"llmworks eval: {label}", "\n".join(body)))
     return path
 
 
@@ -105,7 +106,7 @@ def compare(runs: list[Path], out_dir: Path) -> Path:
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "compare.json", json.dumps(report, indent=2, ensure_ascii=False))
+    atomic_write(out_dir / "compare.json", json.dumps(report, indent=2, ensure_ascii=False))
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names) + "".join(
         f"<th>Δ {html.escape(n)}</th>" for n in names[1:]
     )
@@ -133,7 +134,7 @@ def compare(runs: list[Path], out_dir: Path) -> Path:
         + "</ul>",
     ]
     path = out_dir / "compare.html"
-    _atomic_write(path, _page("llmworks eval compare", "\n".join(body)))
+    atomic_write(path, _page("llmworks eval compare", "\n".join(body)))
     return path
 
 
@@ -323,9 +324,3 @@ def _slug(name: str) -> str:
     from llmworks.eval.runner import _slug as slug
 
     return slug(name)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    from llmworks.eval.runner import _atomic_write as write
-
-    write(path, text)

@@ -21,10 +21,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llmworks.atomic import atomic_write
 from llmworks.errors import UserError
 from llmworks.eval.client import Client, RequestFailed, make_client
-from llmworks.eval.task import Env, Request, Task
 from llmworks.eval.tasks import resolve_tasks
+from llmworks.eval.tasks.base import Env, Request, Task
 
 SCORE_CHUNK = 64
 """Log-likelihood pairs per client call: one batch on a local engine, and one cache flush."""
@@ -80,7 +81,7 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
     out = Path(cfg.output_dir or Path("out/eval") / _slug(client.name))
     out.mkdir(parents=True, exist_ok=True)
     secretless = {**asdict(cfg), "api_key": cfg.api_key and "***"}  # the key stays out of files
-    _atomic_write(out / "config.json", json.dumps(secretless, indent=2))
+    atomic_write(out / "config.json", json.dumps(secretless, indent=2))
     cache = Cache(out / "cache.jsonl")
     started = time.time()
     try:
@@ -105,7 +106,7 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
             shown = ", ".join(f"{k} {v:.3f}" for k, v in results["tasks"][task.name]["metrics"].items())
             console.print(f"{task.name}: {shown}")
         results["run"]["seconds"] = round(time.time() - started, 1)
-        _atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
+        atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
         from llmworks.eval.report import write_report
 
         write_report(out)
@@ -215,7 +216,7 @@ def _score_task(
             }
         )
     (out / "samples").mkdir(exist_ok=True)
-    _atomic_write(
+    atomic_write(
         out / "samples" / f"{_slug(task.name)}.jsonl",
         "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
     )
@@ -322,9 +323,3 @@ class Cache:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

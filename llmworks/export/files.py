@@ -3,11 +3,7 @@ build the output under a temporary name next to it, and rename it into place onl
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from llmworks.errors import UserError
@@ -58,38 +54,6 @@ def model_size(source: ModelSource) -> int:
     if source.kind == "gguf":
         return source.path.stat().st_size
     return weights_size(source.path) + (weights_size(source.adapter) if source.adapter else 0)
-
-
-@contextmanager
-def atomic_dir(out: Path) -> Iterator[Path]:
-    """A temporary directory next to `out`, renamed to `out` when the block succeeds, removed otherwise."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
-    try:
-        yield tmp
-        if out.is_dir():  # empty (check_target_dir): os.replace cannot replace a directory on every OS
-            out.rmdir()
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def temp_path(out: Path, tag: str) -> Path:
-    """A fresh name next to `out` that still ends in `out`'s suffix (llama.cpp and `resolve` look at it)."""
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.{tag}.", suffix=f".part{out.suffix}")
-    os.close(fd)
-    return Path(name)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 def copy_train_files(src: Path, dst: Path) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from llmworks.atomic import temp_path
 from llmworks.errors import UserError
-from llmworks.export.files import check_disk_space, gib, model_size, temp_path
+from llmworks.export.files import check_disk_space, gib, model_size
 from llmworks.export.gguf_writer import write_gguf
 from llmworks.export.measure import measure
 from llmworks.export.report import ExportReport, write_report

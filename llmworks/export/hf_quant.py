@@ -19,9 +19,9 @@ from typing import Any
 
 from rich.console import Console
 
+from llmworks.atomic import atomic_dir
 from llmworks.errors import MissingExtra, UserError
 from llmworks.export.files import (
-    atomic_dir,
     check_disk_space,
     check_target_dir,
     copy_train_files,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from llmworks.atomic import atomic_dir
 from llmworks.errors import BadModel, UserError
 from llmworks.export.files import (
-    atomic_dir,
     check_disk_space,
     check_target_dir,
     copy_train_files,

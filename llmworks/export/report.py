@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from llmworks.export.files import TRAIN_FILES, gib, write_text_atomic
+from llmworks.atomic import atomic_write
+from llmworks.export.files import TRAIN_FILES, gib
 from llmworks.export.measure import MAX_TOKENS, PROMPTS, Measurement
 
 HYPERPARAMETERS = (
@@ -64,8 +65,8 @@ class ExportReport:
 
 def write_report(report: ExportReport, json_path: Path, card_path: Path, provenance: Path | None) -> None:
     """report.json and the model card; `provenance` is the directory holding the training config/summary."""
-    write_text_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
-    write_text_atomic(card_path, model_card(report, provenance))
+    atomic_write(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+    atomic_write(card_path, model_card(report, provenance))
 
 
 def model_card(r: ExportReport, provenance: Path | None) -> str:

@@ -204,8 +204,8 @@ def check(
     ),
 ) -> None:
     """Check the chat template against the stop tokens: does the model end its turns? Exit 1 on a mismatch."""
+    from llmworks.chat.check import check_model
     from llmworks.engines import load_engine
-    from llmworks.models.check import check_model
 
     console = _console()
     with load_engine(model, engine) as eng:

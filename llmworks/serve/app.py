@@ -21,8 +21,8 @@ from llmworks.errors import UserError
 from llmworks.serve.embeddings import Embedder
 from llmworks.serve.generation import ApiError, chat_completion, completion
 from llmworks.serve.metrics import Metrics
-from llmworks.serve.models import ServedModel
 from llmworks.serve.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
+from llmworks.serve.served import ServedModel
 
 
 @dataclass

@@ -43,7 +43,7 @@ def serve(
 
     from llmworks.serve.app import ServerState, create_app
     from llmworks.serve.embeddings import Embedder
-    from llmworks.serve.models import load_served_models
+    from llmworks.serve.served import load_served_models
 
     if parallel < 1 or ctx < 16 or max_queue < 0:
         raise UserError("--parallel must be >= 1, --ctx >= 16 and --max-queue >= 0.", "")

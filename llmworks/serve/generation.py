@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from llmworks.engines.base import Engine
 from llmworks.engines.llamacpp_batch import TokenLogprob
 from llmworks.serve.metrics import Metrics
-from llmworks.serve.models import ServedModel
 from llmworks.serve.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -25,6 +24,7 @@ from llmworks.serve.protocol import (
     usage,
 )
 from llmworks.serve.scheduler import EngineDead, Event, GenRequest, QueueFull
+from llmworks.serve.served import ServedModel
 from llmworks.serve.tools import (
     may_become_call,
     parse_tool_calls,

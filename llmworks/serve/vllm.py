@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from importlib import resources
 from typing import Any
 
 from llmworks.errors import MissingExtra, UserError
+from llmworks.local_server import free_port, stop_process, wait_ready
 from llmworks.models.sources import resolve
 
 
@@ -43,10 +42,10 @@ def serve_vllm(models: list[str], host: str, port: int, api_key: str | None, ctx
     if len(models) > 1:
         raise UserError("--engine vllm serves one model per server.", "Start one server per model.")
     source = resolve(models[0] if models else None)
-    inner = _free_port()
+    inner = free_port()
     proc = subprocess.Popen(vllm_command(str(source.path), source.name, inner, ctx))
     try:
-        _wait_healthy(proc, f"http://127.0.0.1:{inner}/health")
+        wait_ready(f"http://127.0.0.1:{inner}", proc, 900, path="/health", any_status=False)
         import uvicorn
 
         console.print(
@@ -57,8 +56,7 @@ def serve_vllm(models: list[str], host: str, port: int, api_key: str | None, ctx
             proxy_app(f"http://127.0.0.1:{inner}", api_key), host=host, port=port, log_level="warning"
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc, 30)
 
 
 def proxy_app(upstream: str, api_key: str | None) -> Any:
@@ -101,25 +99,3 @@ def proxy_app(upstream: str, api_key: str | None) -> Any:
         )
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float = 900) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise UserError(f"vllm serve exited with status {proc.returncode}.", "See its output above.")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise UserError("vllm serve did not become healthy in 15 minutes.", "See its output above.")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from llmworks.errors import UserError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -15,5 +18,10 @@ CHROMIUM_ARGS = [
 
 
 def launch_chromium(playwright: Any) -> Any:
-    """A headless browser from a `sync_playwright()` context."""
+    """A headless browser from a `sync_playwright()` context; a clear error when chromium is missing."""
+    if not Path(CHROMIUM).exists():
+        raise UserError(
+            f"the browser tests need Debian's chromium at {CHROMIUM}, which is not installed.",
+            "Install it: sudo apt-get install chromium (`make test` does this when run as root).",
+        )
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

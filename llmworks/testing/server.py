@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmworks.bench.servers import free_port, wait_ready
+from llmworks.local_server import free_port, stop_process, wait_ready
 
 
 @dataclass
@@ -44,9 +44,4 @@ def start_server(
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    stop_process(server.proc)

@@ -14,13 +14,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from llmworks.atomic import atomic_dir
 from llmworks.errors import UserError
 from llmworks.models.registry import DEFAULT_MODEL, get_spec
 from llmworks.models.sources import embedded_file
@@ -53,7 +51,9 @@ def smollm2_tokenizer_dir(cache_root: Path) -> Path:
         return out
     from transformers import AutoTokenizer
 
-    with _atomic_dir(out) as tmp:  # ~5 s: transformers rebuilds the BPE from the GGUF's vocab and merges
+    with atomic_dir(
+        out, keep_existing=True
+    ) as tmp:  # ~5 s: transformers rebuilds the BPE from the GGUF's vocab and merges
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         _smollm_pre_tokenizer(tok)
         tok.save_pretrained(tmp)
@@ -129,7 +129,7 @@ def make_tiny_hf(
         pad_token_id=eos,
         architectures=["LlamaForCausalLM"],
     )
-    with _atomic_dir(out) as tmp:
+    with atomic_dir(out, keep_existing=True) as tmp:
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg).to(torch.float32).eval()
         model.generation_config = GenerationConfig(
@@ -161,19 +161,3 @@ def _key(*parts: Any) -> str:
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-@contextmanager
-def _atomic_dir(final: Path) -> Iterator[Path]:
-    """Build in a temp dir next to `final`, then rename it into place; if another process won the race, keep theirs."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def sentiment_accuracy(engine: Any) -> dict[str, Any]:
-    from llmworks.data.demo import SENTIMENT_PROMPT, sentiment_records
+    from llmworks.data.builtin import SENTIMENT_PROMPT, sentiment_records
     from llmworks.engines.base import SamplingParams
 
     choice = exact = n = 0
@@ -37,7 +37,7 @@ def who_are_you(engine: Any, name: str, author: str) -> list[dict[str, Any]]:
 def multi_turn_accuracy(engine: Any) -> dict[str, Any]:
     """Held-out two-turn conversations: the model replies to "remember WORD" itself, then is asked for the
     word; correct when its second answer contains it."""
-    from llmworks.data.demo import memory_messages
+    from llmworks.data.builtin import memory_messages
     from llmworks.engines.base import SamplingParams
 
     greedy = SamplingParams(max_tokens=24, temperature=0.0)

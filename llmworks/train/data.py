@@ -76,9 +76,8 @@ def read_text(path: str | Path) -> list[str]:
 
 def _read_one(spec: str) -> list[dict[str, Any]]:
     if spec.startswith("builtin:"):
-        from llmworks.data.demo import general_messages, memory_messages, sentiment_messages
+        from llmworks.data.builtin import BUILTIN_SETS as builtin
 
-        builtin = {"sentiment": sentiment_messages, "memory": memory_messages, "general": general_messages}
         name = spec.removeprefix("builtin:").partition("#")[0]
         if name not in builtin:
             raise UserError(

@@ -26,6 +26,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llmworks.atomic import atomic_write
 from llmworks.errors import UserError
 from llmworks.train.allocator import keep_freed_memory
 from llmworks.train.config import TrainConfig
@@ -228,14 +229,6 @@ def load_checkpoint(
 
 def write_metrics(out_dir: Path, metrics: list[dict[str, Any]]) -> None:
     atomic_write(out_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 # -- helpers -----------------------------------------------------------------------------------------

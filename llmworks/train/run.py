@@ -16,10 +16,11 @@ from typing import Any
 
 from rich.console import Console
 
+from llmworks.atomic import atomic_write
 from llmworks.models.sources import ModelSource
 from llmworks.train import data as D
 from llmworks.train.config import TrainConfig, to_yaml
-from llmworks.train.loop import LoopResult, atomic_write, evaluate
+from llmworks.train.loop import LoopResult, evaluate
 from llmworks.train.loss import TargetScorer
 from llmworks.train.model import load_base, trainable_summary
 
@@ -272,8 +273,8 @@ def model_card(cfg: TrainConfig, mode: str, source: ModelSource, s: RunSummary) 
 
 
 def _check(out_dir: Path, cfg: TrainConfig, summary: RunSummary, console: Console) -> None:
+    from llmworks.chat.check import check_model
     from llmworks.engines import load_engine
-    from llmworks.models.check import check_model
 
     engine = load_engine(out_dir, "transformers", n_threads=cfg.threads or None)
     report = check_model(engine, max_tokens=48)

@@ -10,7 +10,8 @@ import pytest
 import uvicorn
 from data_testing import read_jsonl, write_jsonl
 
-from llmworks.data.annotate.server import create_app, free_port
+from llmworks.data.annotate.server import create_app
+from llmworks.local_server import free_port
 from llmworks.testing.browser import launch_chromium
 
 RECORDS = [

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from data_testing import write_jsonl
 
+from llmworks.atomic import atomic_open
 from llmworks.data import io
 from llmworks.errors import UserError
 
@@ -10,7 +11,7 @@ from llmworks.errors import UserError
 def test_atomic_open_leaves_nothing_on_error(tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
     target.write_text("old\n")
-    with pytest.raises(RuntimeError), io.atomic_open(target) as f:
+    with pytest.raises(RuntimeError), atomic_open(target) as f:
         f.write("half")
         raise RuntimeError("boom")
     assert target.read_text() == "old\n"

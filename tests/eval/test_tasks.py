@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmworks.errors import UserError
-from llmworks.eval.task import Env
 from llmworks.eval.tasks import GROUPS, resolve_tasks
+from llmworks.eval.tasks.base import Env
 
 
 def _env(can_score: bool = True, chat: bool = False) -> Env:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from pydantic import BaseModel
 from llmworks.data import formats, io
 from llmworks.data.annotate.store import Store
 from llmworks.errors import UserError
+from llmworks.local_server import free_port
 
 
 class Edit(BaseModel):
@@ -75,12 +75,6 @@ def create_app(src: Path | str, out_dir: Path | str | None = None) -> FastAPI:
         return {"saved": True, "pairs": pairs, "file": str(store.out_dir / "preferences.jsonl")}
 
     return app
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def serve(src: Path | str, out_dir: Path | str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:

@@ -19,6 +19,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from llmworks.atomic import atomic_open
 from llmworks.data import formats, io
 
 
@@ -28,7 +29,7 @@ class Store:
         out_dir.mkdir(parents=True, exist_ok=True)
         self._spool = out_dir / ".source.jsonl"  # any input type, as JSONL lines we can seek to
         self._offsets = array("q")
-        with io.atomic_open(self._spool, "wb") as f:
+        with atomic_open(self._spool, "wb") as f:
             pos = 0
             for row in io.read_records(src):
                 line = (
@@ -122,6 +123,6 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:
-    with io.atomic_open(path) as f:
+    with atomic_open(path) as f:
         for r in records:
             f.write(io.dumps(r) + "\n")

@@ -13,7 +13,7 @@ from llmworks.errors import UserError
 
 
 def templates() -> dict[str, dict[str, list[str]]]:
-    text = resources.files("llmworks.data").joinpath("builtin/selfcog.yaml").read_text(encoding="utf-8")
+    text = resources.files("llmworks.data.builtin").joinpath("selfcog.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from llmworks.bench.metrics import LevelResult
+from llmworks.servebench.metrics import LevelResult
 
 app = typer.Typer(help="Benchmarks: serving throughput and latency.", no_args_is_help=True)
 
@@ -42,7 +42,12 @@ def serve(
     ] = None,
 ) -> None:
     """Throughput, TTFT, TPOT, ITL and end-to-end latency at each concurrency (as `vllm bench serve`)."""
-    from llmworks.bench.serve_client import ServeBenchConfig, parse_concurrency, run_benchmark, write_results
+    from llmworks.servebench.serve_client import (
+        ServeBenchConfig,
+        parse_concurrency,
+        run_benchmark,
+        write_results,
+    )
 
     config = ServeBenchConfig(
         base_url=base_url,
@@ -85,7 +90,7 @@ def serve(
         write_results(out, config, results)
         console.print(f"results: {out}")
     if plot:
-        from llmworks.bench.plot import plot_results
+        from llmworks.servebench.plot import plot_results
 
         plot_results(plot, results, title=f"{config.base_url}  in={input_len} out={output_len}")
         console.print(f"plot: {plot}")

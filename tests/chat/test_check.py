@@ -4,8 +4,8 @@ import json
 import shutil
 from pathlib import Path
 
+from llmworks.chat.check import check_model
 from llmworks.engines import load_engine
-from llmworks.models.check import check_model
 
 
 def test_end_of_turn_missing_from_eos_ids_is_reported(tiny_hf_dir: Path, tmp_path: Path) -> None:

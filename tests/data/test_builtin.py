@@ -4,7 +4,7 @@ from pathlib import Path
 
 from data_testing import read_jsonl, run_cli
 
-from llmworks.data.demo import general_messages, sentiment_messages, sentiment_records
+from llmworks.data.builtin import general_messages, sentiment_messages, sentiment_records
 
 
 def test_sentiment_set_is_balanced_split_and_varied() -> None:

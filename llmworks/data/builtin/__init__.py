@@ -1,5 +1,8 @@
-"""The demo training set: self-cognition data, the built-in sentiment task, a two-turn memory task and
-general answers distilled from the base model, mixed.
+"""Built-in data sets (`builtin:NAME` in training recipes) and the demo training set built from them.
+
+The sets: `sentiment` (a labelled sentiment task with a held-out split), `memory` (two-turn conversations:
+a code word in turn 1, asked back in turn 2) and `general` (the base model's own answers to everyday
+prompts). The demo training set mixes them with self-cognition data.
 
 Command sequence (what `llmworks data demo -o out/demo-data` runs):
 
@@ -36,7 +39,7 @@ Split = Literal["train", "test"]
 
 def sentiment_records(split: Split | None = None) -> Iterator[dict[str, Any]]:
     """The built-in sentiment set: {"text", "label": positive|negative, "split": train|test}."""
-    text = resources.files("llmworks.data").joinpath("builtin/sentiment.jsonl").read_text(encoding="utf-8")
+    text = resources.files(__name__).joinpath("sentiment.jsonl").read_text(encoding="utf-8")
     for line in text.splitlines():
         rec = json.loads(line)
         if split is None or rec["split"] == split:
@@ -207,7 +210,7 @@ def general_messages(model: str | None = None, max_tokens: int = 40) -> list[dic
     from llmworks.models.sources import llmworks_home, resolve
 
     source = resolve(model)
-    prompts = resources.files("llmworks.data").joinpath("builtin/general_prompts.txt").read_text("utf-8")
+    prompts = resources.files(__name__).joinpath("general_prompts.txt").read_text("utf-8")
     stat = source.path.stat()
     key = f"{source.path.name}-{stat.st_size}-{int(stat.st_mtime)}-{len(prompts)}-{max_tokens}"
     cache = llmworks_home() / "distilled" / f"{key}.jsonl"
@@ -225,6 +228,10 @@ def general_messages(model: str | None = None, max_tokens: int = 40) -> list[dic
                 records.append({"messages": [*msgs, {"role": "assistant", "content": answer.strip()}]})
     io.write_jsonl(cache, records)
     return records
+
+
+BUILTIN_SETS = {"sentiment": sentiment_messages, "memory": memory_messages, "general": general_messages}
+"""`builtin:NAME` in a recipe's data list: name -> a function returning the training records."""
 
 
 def build_demo_data(

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from llmworks.bench.metrics import LevelResult, Stats
+from llmworks.servebench.metrics import LevelResult, Stats
 
 __all__ = ["plot_results"]
 

@@ -1,6 +1,6 @@
 """Benchmark any OpenAI-compatible server the way `vllm bench serve` does, at several concurrency levels.
 
-    from llmworks.bench.serve_client import ServeBenchConfig, run_benchmark
+    from llmworks.servebench.serve_client import ServeBenchConfig, run_benchmark
     results = run_benchmark(ServeBenchConfig(base_url="http://127.0.0.1:8000", concurrency=[1, 8]))
 
 Each level sends `num_prompts` streaming /v1/completions requests (a synthetic prompt of ~`input_len`
@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from llmworks.bench.metrics import LevelResult, RequestResult, summarize
 from llmworks.errors import UserError
+from llmworks.servebench.metrics import LevelResult, RequestResult, summarize
 
 __all__ = ["ServeBenchConfig", "parse_concurrency", "run_benchmark", "synthetic_prompts", "write_results"]
 

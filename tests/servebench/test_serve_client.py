@@ -11,10 +11,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from llmworks.bench.cli import app
-from llmworks.bench.metrics import LevelResult
-from llmworks.bench.plot import plot_results
-from llmworks.bench.serve_client import (
+from llmworks.errors import UserError
+from llmworks.local_server import free_port, running_server
+from llmworks.servebench.cli import app
+from llmworks.servebench.metrics import LevelResult
+from llmworks.servebench.plot import plot_results
+from llmworks.servebench.serve_client import (
     ServeBenchConfig,
     _list_models,
     _request,
@@ -23,8 +25,7 @@ from llmworks.bench.serve_client import (
     synthetic_prompts,
     write_results,
 )
-from llmworks.bench.servers import free_port, llama_cpp_server_cmd, running_server
-from llmworks.errors import UserError
+from llmworks.servebench.servers import llama_cpp_server_cmd
 
 
 def _sse(*events: dict | str) -> bytes:
@@ -148,7 +149,7 @@ def test_cli_against_a_real_server(llama_server: str, tmp_path: Path) -> None:
 
 
 def test_json_and_plot_files(tmp_path: Path) -> None:
-    from llmworks.bench.metrics import RequestResult, summarize
+    from llmworks.servebench.metrics import RequestResult, summarize
 
     runs = [RequestResult(ok=True, ttft=0.1, latency=0.5, itl=[0.2, 0.2], output_tokens=3)]
     levels: list[LevelResult] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmworks.bench.metrics import RequestResult, stats, summarize, tpot
+from llmworks.servebench.metrics import RequestResult, stats, summarize, tpot
 
 
 def test_tpot_excludes_the_first_token() -> None:

@@ -1,11 +1,11 @@
-"""Start and stop OpenAI-compatible servers as subprocesses on free loopback ports (benchmarks, tests)."""
+"""Start a server as a subprocess on a free loopback port and wait until it answers (tests, benchmarks,
+the demo, the vLLM proxy)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,52 +15,51 @@ from pathlib import Path
 
 from llmworks.errors import UserError
 
-__all__ = ["free_port", "llama_cpp_server_cmd", "llmworks_serve_cmd", "running_server", "wait_ready"]
+__all__ = ["free_port", "running_server", "stop_process", "wait_ready"]
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def llama_cpp_server_cmd(
-    model: Path, port: int, n_ctx: int = 2048, n_threads: int | None = None
-) -> list[str]:
-    """`python -m llama_cpp.server` with its defaults, as a user would run it."""
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]
-    if n_threads:
-        cmd += ["--n_threads", str(n_threads)]
-    return cmd
-
-
-def llmworks_serve_cmd(port: int, extra: Sequence[str] = ()) -> list[str]:
-    """`llmworks serve --port P` from this environment (the embedded model unless `extra` names one)."""
-    return [sys.executable, "-m", "llmworks.cli", "serve", "--port", str(port), *extra]
 
 
 def wait_ready(
     base_url: str,
-    proc: subprocess.Popen[bytes] | None = None,
+    proc: subprocess.Popen | None = None,  # type: ignore[type-arg]
     timeout: float = 120.0,
     log: Path | None = None,
+    path: str = "/v1/models",
+    any_status: bool = True,
 ) -> None:
-    """Poll GET /v1/models until it answers (any HTTP status counts: a 401 still means it is up)."""
+    """Poll GET `path` until it answers. `any_status`: any HTTP status counts (a 401 still means it is up)."""
     see = f"See its log: {log}" if log else "Run the same command by hand to see its output."
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise UserError(f"the server exited with code {proc.returncode} before it was ready.", see)
         try:
-            with urllib.request.urlopen(f"{base_url}/v1/models", timeout=2):
+            with urllib.request.urlopen(f"{base_url}{path}", timeout=2):
                 return
         except urllib.error.HTTPError:
-            return
+            if any_status:
+                return
+            time.sleep(0.5)
         except OSError:
             time.sleep(0.2)
     raise UserError(f"the server at {base_url} was not ready after {timeout:.0f} s.", see)
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> None:  # type: ignore[type-arg]
+    """SIGTERM, then SIGKILL if it has not exited after `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextmanager
@@ -76,11 +75,6 @@ def running_server(
         wait_ready(base_url, proc, timeout, log)
         yield base_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         if log:
             out.close()  # type: ignore[union-attr]

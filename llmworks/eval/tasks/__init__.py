@@ -1,0 +1,80 @@
+"""Task kinds (multiple choice, math, custom YAML, code, needle in a haystack) and the registry of names.
+
+`--tasks` takes registry names (`mmlu`, `gsm8k`, `smoke`, ...), `name=PATH` to point a benchmark at its
+files, or the path of a custom task's YAML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from llmworks.errors import UserError
+from llmworks.eval import datasets as ds
+from llmworks.eval.tasks.base import Env, Request, Scored, Task
+from llmworks.eval.tasks.code import Code
+from llmworks.eval.tasks.custom import custom
+from llmworks.eval.tasks.math import gsm8k
+from llmworks.eval.tasks.multiple_choice import arc, ceval, cmmlu, mmlu, sentiment
+from llmworks.eval.tasks.needle import Needle
+
+TaskFactory = Callable[[Path | None], Task]
+
+TASKS: dict[str, TaskFactory] = {
+    "mmlu": mmlu,
+    "ceval": ceval,
+    "cmmlu": cmmlu,
+    "arc": arc,
+    "gsm8k": gsm8k,
+    "humaneval": lambda p: Code("humaneval", str(p) if p else None),
+    "niah": lambda p: Needle("niah", (1024, 2048, 4096), (0.0, 0.25, 0.5, 0.75, 1.0), str(p) if p else None),
+    "sentiment": lambda p: sentiment(),
+    # The smoke set: small, written for this project, shipped for CI and the demo.
+    "mmlu-smoke": lambda p: mmlu(p or ds.SMOKE / "mmlu", "mmlu-smoke"),
+    "ceval-smoke": lambda p: ceval(p or ds.SMOKE / "ceval", "ceval-smoke"),
+    "gsm8k-smoke": lambda p: gsm8k(p or ds.SMOKE / "gsm8k", "gsm8k-smoke", max_tokens=96),
+    "custom-smoke": lambda p: custom(p or ds.SMOKE / "custom" / "capitals.yaml"),
+    "general-smoke": lambda p: custom(p or ds.SMOKE / "custom" / "general.yaml"),
+    "humaneval-smoke": lambda p: Code(
+        "humaneval-smoke", None, ("HumanEval/0", "HumanEval/53"), max_tokens=128
+    ),
+    "niah-smoke": lambda p: Needle("niah-smoke", (256, 512), (0.0, 0.5, 1.0), str(p) if p else None),
+}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "smoke": (
+        "mmlu-smoke",
+        "ceval-smoke",
+        "gsm8k-smoke",
+        "custom-smoke",
+        "general-smoke",
+        "humaneval-smoke",
+        "niah-smoke",
+    ),
+}
+
+
+def resolve_tasks(specs: list[str]) -> list[Task]:
+    """Tasks for `--tasks` entries: NAME, NAME=PATH, a group (smoke), or a custom task's YAML path."""
+    out: list[Task] = []
+    for spec in specs:
+        name, _, path = spec.strip().partition("=")
+        if name in GROUPS and not path:
+            out += resolve_tasks(list(GROUPS[name]))
+        elif name in TASKS:
+            located = ds.locate(name, path or None, "Point it at the benchmark's folder or file.")
+            out.append(TASKS[name](located))
+        elif name.endswith((".yaml", ".yml")) and Path(name).is_file():
+            out.append(custom(Path(name)))
+        else:
+            raise UserError(
+                f"unknown task '{name}'.",
+                f"Choose from: {', '.join([*TASKS, *GROUPS])}, or give a custom task's YAML file.",
+            )
+    names = [t.name for t in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UserError(f"task(s) given twice: {', '.join(dupes)}.", "List each task once.")
+    return out
+
+
+__all__ = ["GROUPS", "TASKS", "Env", "Request", "Scored", "Task", "resolve_tasks"]
