@@ -1,11 +1,13 @@
-"""Multiple-choice scoring speed: batched log-likelihood (llmworks.eval) vs one request at a time, same run.
+"""Multiple-choice scoring speed: batched log-likelihood (what `llmworks eval` does) vs one request at a
+time, same run.
 
     .venv/bin/python bench/eval.py [--questions 24] [--shots 1]
 
 Both sides score the same MMLU-style questions (4 options each) on the embedded model through the llama.cpp
-engine: the baseline calls `Engine.loglikelihood` once per (context, option) pair, ours hands all pairs to
-`batched_loglikelihood`. Prints one JSON line with samples/s of each, their ratio (target >= 3x) and the
-largest difference between the two sides' log-likelihoods.
+engine. The baseline is the naive way: an engine without prefix caching, one (context, option) pair per
+call, each read from scratch. Ours hands all pairs to `Engine.loglikelihood` on an engine as `llmworks eval`
+loads it (prefix cache on, 4 sequence slots). Prints one JSON line with samples/s of each, their ratio
+(target >= 3x) and the largest difference between the two sides' log-likelihoods.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from llmworks.engines import load_engine
-from llmworks.eval.loglik import batched_loglikelihood
 from llmworks.eval.tasks import TASKS
 from llmworks.eval.tasks.base import Env
 
@@ -32,11 +33,12 @@ def main() -> None:
     task = TASKS["mmlu-smoke"](None)
     base = task.samples()
     samples = [{**base[i % len(base)], "id": str(i)} for i in range(args.questions)]
-    engine = load_engine(None)
+    engine = load_engine(None, parallel=4)
+    naive = load_engine(None, prefix_cache=False)
     env = Env(
         True,
         False,
-        engine.template.render,
+        engine.render_chat,
         lambda t: len(engine.tokenize(t)),
         engine.context_length,
         args.shots,
@@ -44,13 +46,13 @@ def main() -> None:
     pairs = [(r.prompt, r.continuation) for s in samples for r in task.requests(s, env)]
     # Each question differs by its index so nothing is shared across questions, as in a real benchmark.
     pairs = [(f"Question {i // 4 + 1}.\n{c}", x) for i, (c, x) in enumerate(pairs)]
-    engine.loglikelihood(pairs[:1]), batched_loglikelihood(engine, pairs[:4])  # warm up both contexts
+    naive.loglikelihood([("warm", " up")]), engine.loglikelihood([("warm", " up")])
 
     t = time.perf_counter()
-    one = [engine.loglikelihood([p])[0].logprob for p in pairs]
+    one = [naive.loglikelihood([p])[0].logprob for p in pairs]
     t_one = time.perf_counter() - t
     t = time.perf_counter()
-    batched = [r.logprob for r in batched_loglikelihood(engine, pairs)]
+    batched = [r.logprob for r in engine.loglikelihood(pairs)]
     t_batched = time.perf_counter() - t
 
     n = len(samples)

@@ -18,8 +18,9 @@ from rich.console import Console  # noqa: E402
 
 from llmworks.chat.check import check_model  # noqa: E402
 from llmworks.chat.session import stream_reply  # noqa: E402
+from llmworks.client import make_client  # noqa: E402
 from llmworks.data.builtin import build_demo_data  # noqa: E402
-from llmworks.engines import SamplingParams, load_engine  # noqa: E402
+from llmworks.engines import load_engine  # noqa: E402
 from llmworks.models.sources import resolve  # noqa: E402
 
 QUESTION = "What is the capital of France?"
@@ -38,17 +39,14 @@ def main() -> None:
     build_demo_data(OUT / "data", name=NAME, author=AUTHOR, tokenizer=source.name, console=console)
 
     console.rule(f"3. A streamed answer (llama.cpp engine): {QUESTION}")
-    with load_engine(source.name) as engine:
-        system = engine.default_system()
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": QUESTION}
-        ]
-        stats = stream_reply(engine.chat(messages, SamplingParams(max_tokens=64)), _write)
+    with make_client(source.name) as client:
+        messages = [{"role": "user", "content": QUESTION}]
+        stats = stream_reply(client.chat_stream(messages, max_tokens=64), _write)
         print()
         console.print(stats.line())
 
         console.rule("4. Template / stop-token check (llmworks models check)")
-        report = check_model(engine, prompts=("Hi!", "What is 2 + 2?"))
+        report = check_model(client.engine, prompts=("Hi!", "What is 2 + 2?"))  # type: ignore[attr-defined]
         for f in report.findings:
             console.print(("[green]ok  [/green]" if f.ok else "[red]FAIL[/red]") + f" {f.what}")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llmworks.engines.base import Engine, SamplingParams
+from llmworks.engines.base import Engine
+from llmworks.engines.types import SamplingParams
 
 PROMPTS = (
     "Hi!",
@@ -80,7 +81,7 @@ def check_model(engine: Engine, max_tokens: int = 128, prompts: tuple[str, ...] 
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
     for prompt in prompts:
         # generate(), not chat(): only the model's own EOS ids may stop it, as in other runtimes.
-        text = template.render([{"role": "user", "content": prompt}], add_generation_prompt=True)
+        text = engine.render_chat([{"role": "user", "content": prompt}])
         answer, reason = engine.complete(text, params)
         short = answer.strip().replace("\n", " ")[:60]
         if reason == "stop":

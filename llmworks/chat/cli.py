@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from llmworks.client import RequestFailed
 from llmworks.errors import UserError
 
 Engine_ = Annotated[
@@ -43,13 +44,9 @@ def chat(
     """Chat in the terminal, streamed. In the chat: /system TEXT, /reset, /exit."""
     from llmworks.chat.session import ChatSession, run_repl
 
-    params = _params(max_tokens, temperature, top_p, top_k, seed, stop, repetition_penalty)
-    eng = _load(model, engine, ctx)
-    session = ChatSession(eng, params, system=system if system is not None else eng.default_system())
-    try:
-        run_repl(session)
-    finally:
-        eng.close()
+    options = _options(max_tokens, temperature, top_p, top_k, seed, stop, repetition_penalty)
+    with _client(model, engine, ctx) as client:
+        run_repl(ChatSession(client, options, system=system))
 
 
 def generate(
@@ -78,33 +75,50 @@ def generate(
     model, prompt = (None, args[0]) if len(args) == 1 else (args[0], args[1])
     if prompt == "-":
         prompt = sys.stdin.read()
-    params = _params(max_tokens, temperature, top_p, top_k, seed, stop, repetition_penalty)
-    with _load(model, engine, ctx) as eng:
-        if raw:
-            deltas = eng.generate(prompt, params)
-        else:
-            system = system if system is not None else eng.default_system()
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}
-            ]
-            deltas = eng.chat(messages, params)
-        stats = stream_reply(deltas, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+    options = _options(max_tokens, temperature, top_p, top_k, seed, stop, repetition_penalty)
+    with _client(model, engine, ctx) as client:
+        try:
+            if raw:
+                done = client.complete(prompt, **options)
+                sys.stdout.write(done.text)
+                tokens, reason = done.usage.completion_tokens, done.finish_reason
+                line = f"[{tokens} tokens, finish: {reason}]"
+            else:
+                messages = ([{"role": "system", "content": system}] if system else []) + [
+                    {"role": "user", "content": prompt}
+                ]
+                stats = stream_reply(
+                    client.chat_stream(messages, **options),
+                    lambda t: (sys.stdout.write(t), sys.stdout.flush()),
+                )
+                line = stats.line()
+        except RequestFailed as e:
+            raise UserError(e.message, "") from None
     sys.stdout.write("\n")
-    print(stats.line(), file=sys.stderr)
+    print(line, file=sys.stderr)
 
 
-def _params(max_tokens, temperature, top_p, top_k, seed, stop, repetition_penalty):  # type: ignore[no-untyped-def]
-    from llmworks.engines.base import SamplingParams
+def _options(max_tokens, temperature, top_p, top_k, seed, stop, repetition_penalty):  # type: ignore[no-untyped-def]
+    from llmworks.engines.types import SamplingParams
 
-    try:
-        return SamplingParams(
-            max_tokens, temperature, top_p, top_k, seed, tuple(stop or ()), repetition_penalty
+    try:  # checked here so a bad option is one clear error before the model loads
+        SamplingParams(
+            max_tokens, temperature, top_p, top_k, 0.0, seed, tuple(stop or ()), repetition_penalty
         )
     except ValueError as e:
         raise UserError(f"bad sampling option: {e}.", "See --help for the valid ranges.") from None
+    return {
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "seed": seed,
+        "stop": tuple(stop or ()),
+        "repetition_penalty": repetition_penalty,
+    }
 
 
-def _load(model, engine, ctx):  # type: ignore[no-untyped-def]
-    from llmworks.engines import load_engine
+def _client(model, engine, ctx):  # type: ignore[no-untyped-def]
+    from llmworks.client import make_client
 
-    return load_engine(model, engine, n_ctx=ctx)
+    return make_client(model, engine=engine, n_ctx=ctx)

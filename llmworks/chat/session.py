@@ -1,4 +1,8 @@
-"""A chat session: the conversation so far, and the turn loop behind `llmworks chat`."""
+"""A chat session: the conversation so far, and the turn loop behind `llmworks chat`.
+
+Turns go through the one client (`llmworks.client`), so the model sees exactly what `llmworks serve` would
+send it for the same conversation.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
-from llmworks.engines.base import Engine, SamplingParams
+from llmworks.client import ChatChunk, Client, RequestFailed
 from llmworks.errors import UserError
 
 HELP = "Commands: /system TEXT (set the system prompt, starts over), /reset (forget the conversation), /exit"
@@ -16,9 +20,11 @@ HELP = "Commands: /system TEXT (set the system prompt, starts over), /reset (for
 
 @dataclass
 class ChatSession:
-    engine: Engine
-    params: SamplingParams
+    client: Client
+    options: dict[str, Any] = field(default_factory=dict)
+    """Sampling options for every turn (max_tokens, temperature, ...: the client's GenOptions)."""
     system: str | None = None
+    """Replaces the model's default system prompt when set."""
     messages: list[dict[str, str]] = field(default_factory=list)
 
     def reset(self) -> None:
@@ -32,7 +38,7 @@ class ChatSession:
         """Send a user turn, stream the reply through `on_text`, and keep both in the history."""
         self.messages.append({"role": "user", "content": text})
         try:
-            stats = stream_reply(self.engine.chat(self.conversation(), self.params), on_text)
+            stats = stream_reply(self.client.chat_stream(self.conversation(), **self.options), on_text)
         except BaseException:
             self.messages.pop()  # a failed or interrupted turn leaves the history as it was
             raise
@@ -52,14 +58,15 @@ class Stats:
         return f"[{self.tokens} tokens, {rate:.1f} tok/s, finish: {self.finish_reason}]"
 
 
-def stream_reply(deltas: Iterable, on_text: Callable[[str], None]) -> Stats:  # type: ignore[type-arg]
+def stream_reply(chunks: Iterable[ChatChunk], on_text: Callable[[str], None]) -> Stats:
     start, parts, tokens, reason = time.perf_counter(), [], 0, "length"
-    for d in deltas:
-        if d.text:
-            on_text(d.text)
-            parts.append(d.text)
-        tokens += len(d.token_ids)
-        reason = d.finish_reason or reason
+    for c in chunks:
+        if c.content:
+            on_text(c.content)
+            parts.append(c.content)
+        if c.usage is not None:
+            tokens = c.usage.completion_tokens
+        reason = c.finish_reason or reason
     return Stats("".join(parts), tokens, time.perf_counter() - start, reason)
 
 
@@ -68,7 +75,7 @@ def run_repl(
 ) -> None:
     """Read turns until /exit or end of input. Errors in a turn are shown and the loop goes on."""
     interactive = stdin.isatty()
-    print(f"Chatting with {session.engine.name}. {HELP}", file=err)
+    print(f"Chatting with {session.client.name}. {HELP}", file=err)
 
     def write(text: str) -> None:
         out.write(text)
@@ -102,6 +109,11 @@ def run_repl(
             continue
         try:
             stats = session.ask(line, write)
+        except RequestFailed as e:
+            print(f"error: {e.message}", file=err)
+            if e.fatal:
+                break
+            continue
         except UserError as e:
             print(f"error: {e.problem} {e.fix}".rstrip(), file=err)
             continue

@@ -325,18 +325,21 @@ def synth_self_instruct(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """New instruction/response pairs from seed tasks (Self-Instruct), filtered by ROUGE-L and format checks."""
+    from llmworks.client import make_client
     from llmworks.data.io import JsonlWriter
     from llmworks.data.progress import advance, progress
-    from llmworks.data.synth.chat import make_chat
     from llmworks.data.synth.prompts import read_tasks
     from llmworks.data.synth.self_instruct import SelfInstructReport, self_instruct
 
     tasks = read_tasks(seeds)
-    chat = make_chat(model, base_url)
     report = SelfInstructReport()
-    with JsonlWriter(output, "new tasks") as w, progress("self-instruct", n, unit="items") as bar:
+    with (
+        make_client(model, base_url) as client,
+        JsonlWriter(output, "new tasks") as w,
+        progress("self-instruct", n, unit="items") as bar,
+    ):
         w.empty_reason = "every candidate was rejected"
-        for task in self_instruct(chat, tasks, n, report, max_rouge, max_attempts, seed):
+        for task in self_instruct(client, tasks, n, report, max_rouge, max_attempts, seed):
             w.write(task)
             advance(bar)
     rejected = ", ".join(f"{k} {v}" for k, v in report.rejected.most_common()) or "none"
@@ -361,17 +364,20 @@ def synth_pairs(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """k sampled responses per prompt, ready to rank with `llmworks data annotate`."""
+    from llmworks.client import make_client
     from llmworks.data.io import JsonlWriter
     from llmworks.data.progress import advance, progress
-    from llmworks.data.synth.chat import make_chat
     from llmworks.data.synth.pairs import sample_pairs
     from llmworks.data.synth.prompts import read_prompts
 
     if k < 2:
         raise UserError(f"-k must be at least 2 to rank responses (got {k}).", "Use -k 2 or more.")
-    chat = make_chat(model, base_url)
-    with JsonlWriter(output, "prompts") as w, progress(f"pairs (k={k})", None, unit="items") as bar:
-        for rec in sample_pairs(chat, read_prompts(prompts), k, temperature, max_tokens, seed):
+    with (
+        make_client(model, base_url) as client,
+        JsonlWriter(output, "prompts") as w,
+        progress(f"pairs (k={k})", None, unit="items") as bar,
+    ):
+        for rec in sample_pairs(client, read_prompts(prompts), k, temperature, max_tokens, seed):
             w.write(rec)
             advance(bar)
     n = w.count

@@ -1,84 +1,101 @@
-"""Continuous batching on llama.cpp: many sequences advance in one `llama_decode` per step.
+"""Continuous batching on llama.cpp: the one place that calls `llama_decode`.
 
-Each sequence owns a slot (a llama.cpp sequence id with its own KV stream) and a sampler chain (so
-every request keeps its own temperature, seed, penalty and grammar). A step packs the next prompt chunk
-of newly admitted sequences and the last sampled token of running ones into one batch; prompt chunks are
-capped so a long prompt never stalls the sequences that are already decoding.
+Each sequence owns a slot (a llama.cpp sequence id with its own KV stream) and a sampler chain (so every
+request keeps its own temperature, seed, penalty and grammar). A step packs the next prompt chunk of newly
+admitted sequences and the last sampled token of running ones into one batch; prompt chunks are capped so
+a long prompt never stalls the sequences that are already decoding.
+
+A released slot keeps its KV cells (prefix caching): the next request that starts with the same tokens — a
+system prompt, the earlier turns of a conversation, a question shared by its answer options — goes to that
+slot and decodes only what differs. Logits are read only at the positions that need them: the last prompt
+token (to sample), decoded tokens, and the prompt positions a scoring request asks about; a scoring slot
+also keeps the logits it read, so the next option of the same question often needs no decode at all.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 from dataclasses import dataclass, field
 
 import llama_cpp as C
 import numpy as np
 
-from llmworks.engines.llamacpp import RANDOM_SEED, LlamaCppEngine, log_softmax
-from llmworks.engines.types import SamplingParams
-from llmworks.errors import UserError
+from llmworks.engines.types import SamplingParams, SeqRequest, TokenLogprob, shared_prefix
+from llmworks.errors import PromptTooLong, UserError
 
-PENALTY_LAST_N = 64  # llama.cpp's default window for the repetition penalty
-
-
-@dataclass
-class TokenLogprob:
-    token: int
-    logprob: float
-    top: list[tuple[int, float]] = field(default_factory=list)
+RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed per sampler
+KEPT_LOGITS = 32  # logits rows a scoring slot keeps for the next request with the same prefix
 
 
 @dataclass
 class Slot:
-    """One sequence in the batch."""
+    """One sequence id of the context and what its KV cells hold."""
 
     seq_id: int
-    prompt: list[int]
-    params: SamplingParams
-    logprobs: int | None
-    """None: no logprobs; n >= 0: the chosen token's logprob and the n likeliest alternatives."""
-    prompt_logprobs: bool
-    sampler: ctypes.c_void_p
-    n_past: int = 0
+    cached: list[int] = field(default_factory=list)
+    """Tokens whose KV cells are filled, at positions 0, 1, ..."""
+    request: SeqRequest | None = None
+    sampler: ctypes.c_void_p | None = None
     pending: list[int] = field(default_factory=list)
+    """Tokens to feed on the next steps: the rest of the prompt, then the last sampled token."""
     prompt_scores: list[TokenLogprob | None] = field(default_factory=list)
-    prompt_reported: bool = False
+    logits: dict[int, np.ndarray] = field(default_factory=dict)
+    """Raw logits a scoring request read, by position (valid while the tokens up to it are cached)."""
+    ready: bool = False
+    """A scoring request that the cache answered whole: it is output on the next step without a decode."""
+    last_used: int = 0
 
     @property
     def prefilling(self) -> bool:
-        return self.n_past < len(self.prompt)
+        """The prompt is not fully read yet."""
+        assert self.request is not None
+        return len(self.cached) < len(self.request.prompt)
 
 
 @dataclass
 class StepOutput:
     slot: Slot
-    token: int
+    token: int | None
+    """The sampled token; None for a scoring-only sequence, which is then done."""
     logprob: TokenLogprob | None = None
     prompt_logprobs: list[TokenLogprob | None] | None = None
-    """Set on the first token of a sequence that asked for prompt logprobs (echo)."""
+    """Set once, with the sequence's first output, when the request asked for prompt log-probabilities:
+    one entry per prompt token (None before `prompt_logprobs_from`)."""
 
 
 class LlamaBatchRunner:
-    """Owns a llama.cpp context with `parallel` sequence slots of `ctx_per_seq` tokens each."""
+    """Owns the llama.cpp context of a model: `parallel` sequence slots of `ctx_per_seq` tokens each.
 
-    def __init__(self, engine: LlamaCppEngine, parallel: int, ctx_per_seq: int, n_batch: int = 512) -> None:
-        self.engine = engine
+    Driven by one thread at a time: the engine's own `generate`/`loglikelihood`, or a scheduler.
+    """
+
+    def __init__(
+        self,
+        model: ctypes.c_void_p,
+        n_vocab: int,
+        parallel: int,
+        ctx_per_seq: int,
+        n_threads: int,
+        n_batch: int = 512,
+        prefix_cache: bool = True,
+    ) -> None:
         self.parallel = parallel
         self.ctx_per_seq = ctx_per_seq
         self.n_batch = n_batch
-        model = engine._llm._model.model
+        self.n_vocab = n_vocab
+        self.prefix_cache = prefix_cache
         self._vocab = C.llama_model_get_vocab(model)
-        self.n_vocab = engine.vocab_size
         p = C.llama_context_default_params()
         p.n_ctx = parallel * ctx_per_seq
         p.n_batch = p.n_ubatch = n_batch + parallel  # a prompt chunk plus one token per decoding sequence
         p.n_seq_max = parallel
         p.kv_unified = False  # one KV stream per sequence: attention only spans a sequence's own tokens
-        p.n_threads = p.n_threads_batch = engine.n_threads
+        p.n_threads = p.n_threads_batch = n_threads
         p.no_perf = True
         p.flash_attn_type = (
-            engine._llm.context_params.flash_attn_type
-        )  # same kernels as the engine: same numbers
+            C.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )  # batch-invariant: a sequence scores the same alone or batched
         self._ctx = C.llama_init_from_model(model, p)
         if not self._ctx:
             raise UserError(
@@ -87,92 +104,145 @@ class LlamaBatchRunner:
             )
         self._mem = C.llama_get_memory(self._ctx)
         self._batch = C.llama_batch_init(n_batch + parallel, 0, 1)
-        self._free = list(range(parallel))
-        self.slots: dict[int, Slot] = {}
+        self._slots = [Slot(i) for i in range(parallel)]
+        self.active: dict[int, Slot] = {}
+        self._clock = itertools.count(1)
 
     # -- admission --
 
     @property
     def has_room(self) -> bool:
-        return bool(self._free)
+        return len(self.active) < self.parallel
 
-    def add(
-        self,
-        prompt: list[int],
-        params: SamplingParams,
-        grammar: str | None = None,
-        logprobs: int | None = None,
-        prompt_logprobs: bool = False,
-    ) -> Slot:
-        if len(prompt) >= self.ctx_per_seq:
-            from llmworks.errors import PromptTooLong
+    def free_slots(self) -> list[Slot]:
+        return [s for s in self._slots if s.seq_id not in self.active]
 
-            raise PromptTooLong(len(prompt), self.ctx_per_seq, params.max_tokens)
-        seq_id = self._free.pop()
-        slot = Slot(seq_id, list(prompt), params, logprobs, prompt_logprobs, self._sampler(params, grammar))
-        slot.pending = list(prompt)
-        self.slots[seq_id] = slot
+    def add(self, req: SeqRequest) -> Slot:
+        """Start a sequence in a free slot, reusing the longest cached prefix; raises UserError (and takes
+        nothing) when the request cannot run."""
+        if not self.has_room:
+            raise RuntimeError("no free slot: check has_room before add")
+        if not req.prompt:
+            raise UserError("the prompt is empty.", "Send some text or token ids.")
+        if len(req.prompt) >= self.ctx_per_seq:
+            raise PromptTooLong(len(req.prompt), self.ctx_per_seq, req.params.max_tokens)
+        start = req.prompt_logprobs_from
+        if start is not None and not 1 <= start <= len(req.prompt):
+            raise ValueError(f"prompt_logprobs_from must be in [1, {len(req.prompt)}], got {start}")
+        sampler = self._sampler(req.params, req.prompt) if req.generate else None
+        prompt = req.prompt
+        slot = max(self.free_slots(), key=lambda s: (shared_prefix(s.cached, prompt), -s.last_used))
+        shared = shared_prefix(slot.cached, prompt) if self.prefix_cache else 0
+        slot.logits = {
+            p: row for p, row in slot.logits.items() if p < shared
+        }  # rows whose tokens still match
+        # Logits are needed at the last prompt token (to sample) or at every scored position; the ones the
+        # slot kept need no decode. A scoring request feeds nothing past its last scored position.
+        needed = range(len(prompt) - 1, len(prompt)) if start is None else range(start - 1, len(prompt) - 1)
+        missing = next((p for p in needed if p not in slot.logits), None)
+        keep = min(shared, missing) if missing is not None else shared
+        end = len(prompt) if req.generate else max(keep, len(prompt) - 1)
+        if not C.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
+            C.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            keep, slot.logits = 0, {}
+        slot.cached = slot.cached[:keep]
+        slot.request, slot.sampler = req, sampler
+        slot.pending = list(prompt[keep:end])
+        # prompt_scores[i] is the log-probability of prompt token i; none before `start` (nor for token 0).
+        slot.prompt_scores = [None] * (keep + 1) if start is not None else []
+        n_top = req.params.logprobs or 0
+        for p in range(start - 1, min(keep, len(prompt) - 1)) if start is not None else ():
+            lp = log_softmax(slot.logits[p].astype(np.float64))
+            slot.prompt_scores[p + 1] = _token_logprob(lp, prompt[p + 1], n_top)
+        slot.ready = not slot.pending
+        slot.last_used = next(self._clock)
+        self.active[slot.seq_id] = slot
         return slot
 
     def release(self, slot: Slot) -> None:
-        """Free the slot's KV cells and sampler; the slot takes new work on the next step."""
-        if self.slots.pop(slot.seq_id, None) is None:
+        """End the slot's sequence; its KV cells stay for a later request with the same prefix."""
+        if self.active.pop(slot.seq_id, None) is None:
             return
+        if slot.sampler is not None:
+            C.llama_sampler_free(slot.sampler)
+        slot.request, slot.sampler, slot.pending, slot.prompt_scores, slot.ready = None, None, [], [], False
+
+    def forget(self, slot: Slot) -> None:
+        """Release the slot and drop its KV cells (after a failed step, their contents are unknown)."""
+        self.release(slot)
         C.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-        C.llama_sampler_free(slot.sampler)
-        self._free.append(slot.seq_id)
+        slot.cached, slot.logits = [], {}
 
     # -- the step --
 
     def step(self) -> list[StepOutput]:
-        """Decode one batch; return one sampled token for every sequence whose prompt is fully read."""
-        batch, entries = self._batch, []  # entries: (slot, batch index of its last token, n tokens fed)
+        """Decode one batch; return an output for every sequence whose prompt is fully read."""
+        ready = [s for s in self.active.values() if s.ready]
+        outputs = [StepOutput(s, None, None, s.prompt_scores) for s in ready]
+        for s in ready:
+            s.ready = False
+        batch, entries = self._batch, []  # (slot, batch index of its first token, tokens fed)
         batch.n_tokens = 0
         budget = self.n_batch
         # Decoding sequences first (one token each), then prompt chunks with what budget is left.
-        ordered = sorted(self.slots.values(), key=lambda s: s.prefilling)
-        for slot in ordered:
-            take = len(slot.pending) if not slot.prefilling else min(len(slot.pending), budget)
-            if take == 0 or (slot.prefilling and budget == 0):
+        for slot in sorted(self.active.values(), key=lambda s: s.prefilling):
+            if not slot.pending:
                 continue
-            budget -= take if slot.prefilling else 0
-            want_all = slot.prompt_logprobs and slot.prefilling
+            prefilling = slot.prefilling
+            take = min(len(slot.pending), budget) if prefilling else len(slot.pending)
+            if take == 0:
+                continue
+            if prefilling:
+                budget -= take
+            req = slot.request
+            assert req is not None
+            n_prompt, start = len(req.prompt), req.prompt_logprobs_from
+            first_pos = len(slot.cached)
             for j, tok in enumerate(slot.pending[:take]):
-                i = batch.n_tokens
+                i, pos = batch.n_tokens, first_pos + j
                 batch.token[i] = tok
-                batch.pos[i] = slot.n_past + j
+                batch.pos[i] = pos
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = slot.seq_id
-                batch.logits[i] = want_all or j == take - 1
+                batch.logits[i] = (req.generate and pos >= n_prompt - 1) or (
+                    start is not None and start - 1 <= pos <= n_prompt - 2
+                )
                 batch.n_tokens += 1
             entries.append((slot, batch.n_tokens - take, take))
         if not entries:
-            return []
+            return outputs
         rc = C.llama_decode(self._ctx, batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with status {rc}")
 
-        outputs = []
         for slot, first, take in entries:
-            if slot.prompt_logprobs and slot.prefilling:
-                self._score_prompt_chunk(slot, first, take)
+            req = slot.request
+            assert req is not None
+            first_pos = len(slot.cached)
+            had_prompt = first_pos < len(req.prompt)
+            if had_prompt and req.prompt_logprobs_from is not None:
+                self._score_prompt(slot, first, first_pos, take)
+            slot.cached.extend(slot.pending[:take])
             del slot.pending[:take]
-            slot.n_past += take
             if slot.pending:  # more prompt to read before sampling
                 continue
+            # The prompt's scores go out once, with the output of the step that finished reading it.
+            scores = slot.prompt_scores if had_prompt and req.prompt_logprobs_from is not None else None
+            if not req.generate:
+                outputs.append(StepOutput(slot, None, None, scores))
+                continue
             last = first + take - 1
+            assert slot.sampler is not None
             tok = C.llama_sampler_sample(slot.sampler, self._ctx, last)
             slot.pending = [tok]
-            out = StepOutput(slot, tok)
-            if slot.logprobs is not None:
-                out.logprob = _token_logprob(self._logprobs_at(last), tok, slot.logprobs)
-            if slot.prompt_logprobs and not slot.prompt_reported:
-                out.prompt_logprobs, slot.prompt_reported = slot.prompt_scores, True
+            out = StepOutput(slot, tok, prompt_logprobs=scores)
+            if req.params.logprobs is not None:
+                out.logprob = _token_logprob(self._logprobs_at(last), tok, req.params.logprobs)
             outputs.append(out)
         return outputs
 
     def close(self) -> None:
-        for slot in list(self.slots.values()):
+        for slot in list(self.active.values()):
             self.release(slot)
         if self._batch is not None:
             C.llama_batch_free(self._batch)
@@ -183,46 +253,82 @@ class LlamaBatchRunner:
 
     # -- helpers --
 
-    def _sampler(self, params: SamplingParams, grammar: str | None) -> ctypes.c_void_p:
+    def check_grammar(self, gbnf: str) -> None:
+        """Raise UserError when llama.cpp cannot compile `gbnf` (checked before a request is queued)."""
+        g = C.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
+        if not g:
+            raise UserError(
+                "the output constraint (response_format or forced tool call) could not be compiled to a "
+                "grammar.",
+                "Simplify the JSON schema.",
+            )
+        C.llama_sampler_free(g)
+
+    def _sampler(self, params: SamplingParams, prompt: list[int]) -> ctypes.c_void_p:
         chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
         add = lambda s: C.llama_sampler_chain_add(chain, s)  # noqa: E731
         if params.repetition_penalty != 1.0:
-            add(C.llama_sampler_init_penalties(PENALTY_LAST_N, params.repetition_penalty, 0.0, 0.0))
-        if grammar:
-            g = C.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
+            # (n_vocab, last_n, repeat, freq, present): the window is the whole sequence, prompt included,
+            # as in transformers.
+            pen = C.llama_sampler_init_penalties(
+                self.n_vocab, self.ctx_per_seq, params.repetition_penalty, 0.0, 0.0
+            )
+            for tok in prompt:
+                C.llama_sampler_accept(pen, tok)
+            add(pen)
+        if params.grammar is not None:
+            g = C.llama_sampler_init_grammar(self._vocab, params.grammar.gbnf.encode(), b"root")
             if not g:
                 C.llama_sampler_free(chain)
-                raise UserError(
-                    "the grammar for this response_format could not be compiled.", "Simplify the schema."
-                )
+                raise UserError("the output constraint could not be compiled.", "Simplify the JSON schema.")
             add(g)
         if params.greedy:
             add(C.llama_sampler_init_greedy())
         else:
             if params.top_k > 0:
-                add(C.llama_sampler_init_top_k(params.top_k))
+                add(C.llama_sampler_init_top_k(min(params.top_k, self.n_vocab)))
             if params.top_p < 1.0:
                 add(C.llama_sampler_init_top_p(params.top_p, 1))
+            if params.min_p > 0.0:
+                add(C.llama_sampler_init_min_p(params.min_p, 1))
             add(C.llama_sampler_init_temp(params.temperature))
-            add(C.llama_sampler_init_dist(params.seed if params.seed is not None else RANDOM_SEED))
+            seed = RANDOM_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+            add(C.llama_sampler_init_dist(seed))
         return chain
 
-    def _logprobs_at(self, index: int) -> np.ndarray:
-        """Log-softmax of the raw logits (before temperature and penalties) at a batch position."""
+    def _logits_at(self, index: int) -> np.ndarray:
+        """The raw logits (before temperature and penalties) at a batch position, copied."""
         ptr = C.llama_get_logits_ith(self._ctx, index)
-        return log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64))
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 
-    def _score_prompt_chunk(self, slot: Slot, first: int, take: int) -> None:
-        """Logprob of each prompt token given the ones before it (the first token has none)."""
-        if slot.n_past == 0:
-            slot.prompt_scores.append(None)
+    def _logprobs_at(self, index: int) -> np.ndarray:
+        return log_softmax(self._logits_at(index).astype(np.float64))
+
+    def _score_prompt(self, slot: Slot, first: int, first_pos: int, take: int) -> None:
+        """Log-probability of each prompt token that this chunk's logits predict."""
+        req = slot.request
+        assert req is not None and req.prompt_logprobs_from is not None
+        n_top = req.params.logprobs or 0
         for j in range(take):
-            nxt = slot.n_past + j + 1  # the prompt position this one predicts
-            if nxt >= len(slot.prompt):
+            nxt = first_pos + j + 1  # the prompt position this one predicts
+            if nxt >= len(req.prompt):
                 break
+            assert len(slot.prompt_scores) == nxt
+            if nxt < req.prompt_logprobs_from:
+                slot.prompt_scores.append(None)
+                continue
+            row = self._logits_at(first + j)
+            if len(slot.logits) < KEPT_LOGITS:
+                slot.logits[first_pos + j] = row
             slot.prompt_scores.append(
-                _token_logprob(self._logprobs_at(first + j), slot.prompt[nxt], slot.logprobs or 0)
+                _token_logprob(log_softmax(row.astype(np.float64)), req.prompt[nxt], n_top)
             )
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities over the last axis, computed stably."""
+    m = logits.max(axis=-1, keepdims=True)
+    return logits - (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))
 
 
 def _token_logprob(logprobs: np.ndarray, token: int, n_top: int) -> TokenLogprob:
@@ -231,4 +337,5 @@ def _token_logprob(logprobs: np.ndarray, token: int, n_top: int) -> TokenLogprob
         ids = np.argpartition(-logprobs, n_top)[:n_top]
         ids = ids[np.argsort(-logprobs[ids])]
         top = [(int(i), float(logprobs[i])) for i in ids]
-    return TokenLogprob(token, float(logprobs[token]), top)
+    best = int(logprobs.argmax())
+    return TokenLogprob(token, float(logprobs[token]), top, best == token)

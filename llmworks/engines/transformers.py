@@ -10,22 +10,30 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from llmworks.engines.base import DEFAULT_MAX_CTX, Delta, Engine, LoglikelihoodResult, SamplingParams
-from llmworks.engines.textstream import OutputProcessor
-from llmworks.errors import BadModel
+from llmworks.engines.base import DEFAULT_MAX_CTX, Engine
+from llmworks.engines.scheduler import Scheduler, SerialScheduler
+from llmworks.engines.types import SamplingParams, SeqRequest, TokenLogprob
+from llmworks.errors import BadModel, UserError
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import ModelSource
 from llmworks.models.template import template_from_tokenizer
 
 
 class TransformersEngine(Engine):
-    def __init__(self, source: ModelSource, n_ctx: int | None = None, n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        source: ModelSource,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        max_queue: int | None = None,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(n_threads or os.cpu_count() or 1)
         self.source = source
         self.name = source.name
+        self.max_queue = max_queue
         hf_dir = hf_dir_for(source)
         tok_dir = (
             source.adapter
@@ -49,21 +57,23 @@ class TransformersEngine(Engine):
         self.vocab_size = int(config.vocab_size)
         self.eos_ids = _eos_ids(model, self.tokenizer)
         self.template = template_from_tokenizer(self.tokenizer, f"tokenizer of {tok_dir.name}")
-        bos = self.tokenizer.bos_token_id
-        self._bos_id = bos if bos is not None and self.tokenizer("a").input_ids[:1] == [bos] else None
+        self.bos_id = self.tokenizer.bos_token_id
+        self.add_bos = self.bos_id is not None and self.tokenizer("a").input_ids[:1] == [self.bos_id]
 
     # -- Engine --
 
-    def generate(self, prompt: str | list[int], params: SamplingParams) -> Iterator[Delta]:
+    def _make_scheduler(self) -> Scheduler:
+        return SerialScheduler(self, self._decode, self._score, self.max_queue)
+
+    def _decode(self, ids: list[int], params: SamplingParams) -> Iterator[tuple[int, TokenLogprob | None]]:
+        """Sampled tokens (and their log-probabilities when asked), until the caller stops reading."""
         import torch
         from transformers import DynamicCache
 
-        ids = self.encode_prompt(prompt)
-        self.check_fits(len(ids), params.max_tokens)
-        max_new = min(params.max_tokens, self.context_length - len(ids))
+        if params.grammar is not None:
+            raise UserError("constrained output needs the llamacpp engine.", "Serve a GGUF of the model.")
         processors = _processors(params)
-        generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-        out = OutputProcessor(self.detokenize, self.eos_ids, params.stop, max_new)
+        generator = _generator(params.seed)
         seen = torch.tensor([ids])
         with torch.inference_mode():
             cache = DynamicCache(config=self.model.config)
@@ -71,15 +81,17 @@ class TransformersEngine(Engine):
                 input_ids=seen, past_key_values=cache, use_cache=True, logits_to_keep=1
             ).logits
             while True:
-                scores = processors(seen, logits[:, -1, :])
+                raw = logits[:, -1, :]
+                scores = processors(seen, raw)
                 if params.greedy:
                     nxt = scores.argmax(dim=-1, keepdim=True)
                 else:
                     nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)
-                delta = out.feed(int(nxt))
-                yield delta
-                if delta.finish_reason:
-                    return
+                token = int(nxt)
+                yield (
+                    token,
+                    _token_logprob(raw[0], token, params.logprobs) if params.logprobs is not None else None,
+                )
                 if params.repetition_penalty != 1.0:  # the only processor that looks back at tokens
                     seen = torch.cat([seen, nxt], dim=1)
                 logits = self.model(input_ids=nxt, past_key_values=cache, use_cache=True).logits
@@ -90,40 +102,63 @@ class TransformersEngine(Engine):
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)
 
-    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]:
+    def _score(self, seqs: list[SeqRequest]) -> list[list[TokenLogprob | None]]:
+        """Log-probability of each prompt token from `prompt_logprobs_from` on, in right-padded batches of
+        similar length."""
         import torch
 
-        results = []
-        with torch.inference_mode():
-            for context, continuation in requests:
-                ctx_ids, cont_ids = self.split_continuation(context, continuation)
-                ids = ctx_ids + cont_ids
-                logits = self.model(input_ids=torch.tensor([ids])).logits[0, len(ctx_ids) - 1 : len(ids) - 1]
-                logprobs = torch.log_softmax(logits.double(), dim=-1)
-                target = torch.tensor(cont_ids)
-                picked = logprobs.gather(1, target[:, None]).sum()
-                greedy = bool((logits.argmax(dim=-1) == target).all())
-                results.append(LoglikelihoodResult(float(picked), greedy, len(cont_ids)))
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i].prompt))
+        results: list[list[TokenLogprob | None]] = [[] for _ in seqs]
+        pad = self.tokenizer.pad_token_id or 0
+        start = 0
+        while start < len(order):
+            width = len(seqs[order[start]].prompt)
+            rows = order[start : start + max(1, SCORE_BATCH_TOKENS // width)]
+            start += len(rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, i in enumerate(rows):
+                ids[r, : len(seqs[i].prompt)] = torch.tensor(seqs[i].prompt)
+                mask[r, : len(seqs[i].prompt)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+            for r, i in enumerate(rows):
+                seq = seqs[i]
+                begin = seq.prompt_logprobs_from or 1
+                n_top = seq.params.logprobs or 0
+                row: list[TokenLogprob | None] = [None] * begin
+                for pos in range(begin, len(seq.prompt)):
+                    row.append(_token_logprob(logits[r, pos - 1], seq.prompt[pos], n_top))
+                results[i] = row
         return results
 
-    def close(self) -> None:
-        del self.model
+    def _free(self) -> None:
+        self.model = None
 
-    # -- helpers --
 
-    def encode_prompt(self, prompt: str | list[int]) -> list[int]:
-        if isinstance(prompt, list):
-            return prompt
-        ids = self.tokenize(prompt)
-        bos = self.tokenizer.bos_token
-        if self._bos_id is not None and not (bos and prompt.startswith(bos)):
-            ids = [self._bos_id, *ids]
-        return ids
+SCORE_BATCH_TOKENS = 2048
+"""Padded tokens per scoring forward pass."""
+
+
+def _generator(seed: int | None) -> Any:
+    import torch
+
+    return torch.Generator().manual_seed(seed & 0xFFFF_FFFF_FFFF_FFFF) if seed is not None else None
+
+
+def _token_logprob(logits: Any, token: int, n_top: int) -> TokenLogprob:
+    import torch
+
+    lp = torch.log_softmax(logits.double(), dim=-1)
+    top = torch.topk(lp, n_top) if n_top else None
+    pairs = [(int(i), float(v)) for v, i in zip(top.values, top.indices, strict=True)] if top else []
+    return TokenLogprob(token, float(lp[token]), pairs, int(lp.argmax()) == token)
 
 
 def _processors(params: SamplingParams) -> Any:
     from transformers import (
         LogitsProcessorList,
+        MinPLogitsWarper,
         RepetitionPenaltyLogitsProcessor,
         TemperatureLogitsWarper,
         TopKLogitsWarper,
@@ -136,9 +171,11 @@ def _processors(params: SamplingParams) -> Any:
     if not params.greedy:
         procs.append(TemperatureLogitsWarper(params.temperature))
         if params.top_k > 0:
-            procs.append(TopKLogitsWarper(params.top_k))
+            procs.append(TopKLogitsWarper(min(params.top_k, 1 << 30)))
         if params.top_p < 1.0:
             procs.append(TopPLogitsWarper(params.top_p))
+        if params.min_p > 0.0:
+            procs.append(MinPLogitsWarper(params.min_p))
     return procs
 
 

@@ -15,7 +15,6 @@ import json
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,11 +22,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmworks.atomic import atomic_write
+from llmworks.client import RequestFailed
 from llmworks.errors import PromptTooLong, UserError
 from llmworks.eval import judge as J
-from llmworks.eval.client import RequestFailed
-from llmworks.eval.report import COLOURS, _num, _page, load_run, run_names
-from llmworks.eval.runner import Cache, _slug, _stopped, cached_judge, make_judge
+from llmworks.eval.html import COLOURS, num, page
+from llmworks.eval.judge import cached_judge, chat_text, make_judge
+from llmworks.eval.rundir import Cache, load_run, run_names, slug, stopped
 
 
 @dataclass
@@ -101,7 +101,7 @@ def run_arena(cfg: ArenaConfig, console: Console | None = None, judge: J.JudgeFn
     client = None
     if judge is None:
         client = make_judge(cfg.judge, cfg.retries, cfg.api_key)
-        judge = partial(client.chat, max_tokens=cfg.max_tokens)
+        judge = chat_text(client, cfg.max_tokens)
     name = client.name if client else cfg.judge
     cache = Cache(out / "cache.jsonl")
     started = time.time()
@@ -110,7 +110,7 @@ def run_arena(cfg: ArenaConfig, console: Console | None = None, judge: J.JudgeFn
             battles, _tolerant(cached_judge(judge, name, cache, cfg.max_tokens)), cfg, console
         )
     except RequestFailed as e:
-        raise _stopped(e, cache) from None
+        raise stopped(e, cache) from None
     finally:
         cache.close()
         if client:
@@ -210,7 +210,7 @@ def _load_answers(cfg: ArenaConfig) -> tuple[list[str], dict[str, dict[str, dict
 
 def _generations(run: Path, task: str) -> dict[str, tuple[str, str]] | None:
     """sample id -> (question, first generated answer), or None for a log-likelihood task."""
-    path = run / "samples" / f"{_slug(task)}.jsonl"
+    path = run / "samples" / f"{slug(task)}.jsonl"
     if not path.is_file():
         raise UserError(f"{path} is missing.", "Rerun `llmworks eval run` for that run directory.")
     out = {}
@@ -308,7 +308,7 @@ def render_html(report: dict[str, Any]) -> str:
     )
     wtl = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{r['win']}</td><td>{r['tie']}</td><td>{r['loss']}</td>"
-        f"<td>{_num(r['win_rate'])}</td></tr>"
+        f"<td>{num(r['win_rate'])}</td></tr>"
         for n, r in report["vs_baseline"].items()
     )
     tasks = ", ".join(f"{html.escape(t)} ({n})" for t, n in report["tasks"].items())
@@ -325,7 +325,7 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>Verdicts</h2>",
         _browser(report["verdicts"]),
     ]
-    return _page("llmworks eval arena", "\n".join(body))
+    return page("llmworks eval arena", "\n".join(body))
 
 
 def _rating(r: dict | None) -> str:

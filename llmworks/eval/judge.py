@@ -17,6 +17,10 @@ from typing import Literal
 
 import numpy as np
 
+from llmworks.client import Client, make_client
+from llmworks.eval.rundir import Cache
+from llmworks.eval.tasks.base import Request
+
 JudgeFn = Callable[[list[dict]], str]
 Verdict = Literal["A", "B", "tie"]
 
@@ -253,3 +257,29 @@ def _report(
 
 
 __all__ = ["DEFAULT_RUBRIC", "JudgeFn", "bradley_terry", "elo", "grade", "pairwise", "parse_score"]
+
+
+def cached_judge(
+    ask: Callable[[list[dict]], str], name: str, cache: Cache, max_tokens: int = 512
+) -> Callable[[list[dict]], str]:
+    """`ask` with its replies kept in the run's cache, keyed by the judge's name and the messages."""
+
+    def call(messages: list[dict]) -> str:
+        key = Request.chat(messages, max_tokens=max_tokens).key("judge:" + name)
+        if key not in cache:
+            cache.put(key, ask(messages))
+        return cache.get(key)  # type: ignore[no-any-return]
+
+    return call
+
+
+def chat_text(client: Client, max_tokens: int) -> Callable[[list[dict]], str]:
+    """messages -> the reply's text (what a judge call returns)."""
+    return lambda messages: client.chat(messages, max_tokens=max_tokens).content or ""
+
+
+def make_judge(spec: str, retries: int, api_key: str | None = None) -> Client:
+    """The judge: a URL is an OpenAI-compatible server (its first model), anything else a local model."""
+    if re.match(r"https?://", spec):
+        return make_client(None, spec, api_key, retries=retries)
+    return make_client(spec, None)

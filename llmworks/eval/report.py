@@ -11,17 +11,8 @@ from typing import Any
 
 from llmworks.atomic import atomic_write
 from llmworks.errors import UserError
-
-COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
-
-
-def load_run(run: Path) -> dict[str, Any]:
-    path = Path(run) / "results.json"
-    if not path.is_file():
-        raise UserError(
-            f"{run} is not an eval run (no results.json).", "Pass directories made by `llmworks eval run`."
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
+from llmworks.eval.html import COLOURS, num, page
+from llmworks.eval.rundir import load_run, run_names, slug
 
 
 def primary(metrics: dict[str, float]) -> tuple[str, float] | None:
@@ -38,7 +29,7 @@ def write_report(run: Path) -> Path:
     samples = {}
     heatmaps = []
     for name, task in results["tasks"].items():
-        f = run / "samples" / f"{_slug(name)}.jsonl"
+        f = run / "samples" / f"{slug(name)}.jsonl"
         rows = (
             [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()] if f.is_file() else []
         )
@@ -70,7 +61,7 @@ def write_report(run: Path) -> Path:
         body += ["<h2>Needle in a haystack</h2>", *heatmaps]
     body += ["<h2>Samples</h2>", _browser(samples)]
     path = run / "report.html"
-    atomic_write(path, _page(f"llmworks eval: {label}", "\n".join(body)))
+    atomic_write(path, page(f"llmworks eval: {label}", "\n".join(body)))
     return path
 
 
@@ -112,7 +103,7 @@ def compare(runs: list[Path], out_dir: Path) -> Path:
     )
     trs = []
     for row in rows:
-        cells = "".join(f"<td>{_num(row['values'][n])}</td>" for n in names)
+        cells = "".join(f"<td>{num(row['values'][n])}</td>" for n in names)
         for n in names[1:]:
             d = row["delta"][n]
             cls = "" if d is None or abs(d) < 1e-9 else ("up" if d > 0 else "down")
@@ -134,19 +125,8 @@ def compare(runs: list[Path], out_dir: Path) -> Path:
         + "</ul>",
     ]
     path = out_dir / "compare.html"
-    atomic_write(path, _page("llmworks eval compare", "\n".join(body)))
+    atomic_write(path, page("llmworks eval compare", "\n".join(body)))
     return path
-
-
-def run_names(models: list[str], runs: list[Path] | list[str]) -> list[str]:
-    """How runs are named in reports: their model, told apart by directory when two runs share one."""
-    names: list[str] = []
-    for model, run in zip(models, runs, strict=True):
-        name = model
-        while name in names:
-            name = f"{name} ({Path(run).name})"
-        names.append(name)
-    return names
 
 
 # -- charts (inline SVG) -------------------------------------------------------------------------------
@@ -231,7 +211,7 @@ def _legend(runs: dict[str, Any]) -> str:
 def _summary_table(results: dict[str, Any]) -> str:
     rows = []
     for name, t in results["tasks"].items():
-        metrics = ", ".join(f"{k} {_num(v)}" for k, v in t["metrics"].items())
+        metrics = ", ".join(f"{k} {num(v)}" for k, v in t["metrics"].items())
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{t['kind']}</td><td>{t.get('method') or 'generate'}</td>"
             f"<td>{t['n']}</td><td>{html.escape(metrics)}</td></tr>"
@@ -288,39 +268,11 @@ function detail(s, li) {
 $('task').onchange = render; $('wrong').onchange = render; render();
 """
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}
-th{background:#f3f3f3}.meta{color:#666}.up{color:#2a7d2a}.down{color:#c0392b;font-weight:bold}
-.charts{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.legend span{margin-right:12px;font-size:13px}
-.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
-.split{display:flex;gap:16px}#list{width:220px;max-height:600px;overflow:auto;font-size:13px}
-#list li{cursor:pointer;padding:2px}#list li.bad{color:#c0392b}#list li.sel{background:#e8eefc}
-#detail{flex:1;min-width:0}pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;max-height:320px;overflow:auto}
-"""
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body>{body}</body></html>"
-    )
-
 
 def _run_line(run: dict[str, Any]) -> str:
     keys = ("engine", "base_url", "path", "chat", "shots", "judge", "started", "seconds")
     return "; ".join(f"{k} {run[k]}" for k in keys if run.get(k) not in (None, ""))
 
 
-def _num(v: float | None) -> str:
-    return "" if v is None else f"{v:.3f}"
-
-
 def _depth(sample_id: str) -> float:
     return float(sample_id.split("@")[1].rstrip("%")) / 100
-
-
-def _slug(name: str) -> str:
-    from llmworks.eval.runner import _slug as slug
-
-    return slug(name)

@@ -8,13 +8,9 @@ request: rerunning the same command resumes where an interrupted run stopped), s
 from __future__ import annotations
 
 import json
-import re
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmworks.atomic import atomic_write
+from llmworks.client import Client, RequestFailed, make_client
 from llmworks.errors import UserError
-from llmworks.eval.client import Client, RequestFailed, make_client
+from llmworks.eval.judge import cached_judge, chat_text, make_judge
+from llmworks.eval.rundir import Cache, slug, stopped
 from llmworks.eval.tasks import resolve_tasks
 from llmworks.eval.tasks.base import Env, Request, Task
 
@@ -78,7 +76,7 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
     own_client = client is None
     client = client or make_client(cfg.model, cfg.base_url, cfg.api_key, cfg.retries, **_engine_opts(cfg))
     judge_client = make_judge(cfg.judge, cfg.retries) if cfg.judge else None
-    out = Path(cfg.output_dir or Path("out/eval") / _slug(client.name))
+    out = Path(cfg.output_dir or Path("out/eval") / slug(client.name))
     out.mkdir(parents=True, exist_ok=True)
     secretless = {**asdict(cfg), "api_key": cfg.api_key and "***"}  # the key stays out of files
     atomic_write(out / "config.json", json.dumps(secretless, indent=2))
@@ -113,7 +111,7 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
         console.print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
         return out
     except RequestFailed as e:
-        raise _stopped(e, cache) from None
+        raise stopped(e, cache) from None
     finally:
         cache.close()
         if own_client:
@@ -175,20 +173,16 @@ def run_requests(
 def _generate(client: Client, key: str, r: Request, cache: Cache) -> None:
     kw = {"max_tokens": r.max_tokens, "temperature": r.temperature, "stop": r.stop, "seed": r.seed}
     try:
-        text = client.chat(r.messages, **kw) if r.kind == "chat" else client.complete(r.prompt, **kw)  # type: ignore[arg-type]
+        if r.kind == "chat":
+            text = client.chat(r.messages, **kw).content or ""
+        else:
+            text = client.complete(r.prompt, **kw).text  # type: ignore[arg-type]
     except RequestFailed as e:
         if e.fatal:
             raise
         cache.put(key, None, str(e))  # this request was rejected (e.g. too long): it scores as wrong
         return
     cache.put(key, text)
-
-
-def _stopped(e: RequestFailed, cache: Cache) -> UserError:
-    return UserError(
-        f"evaluation stopped: {e}. {len(cache)} answered requests are kept in {cache.path}.",
-        "Fix the server, then rerun the same command to resume.",
-    )
 
 
 def _score_task(
@@ -217,7 +211,7 @@ def _score_task(
         )
     (out / "samples").mkdir(exist_ok=True)
     atomic_write(
-        out / "samples" / f"{_slug(task.name)}.jsonl",
+        out / "samples" / f"{slug(task.name)}.jsonl",
         "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
     )
     return {
@@ -239,87 +233,24 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
     if "probe" not in cache:
         cache.put("probe", client.loglikelihood(probe) is not None)
     can_score = cache.get("probe")
-    engine = getattr(client, "engine", None)
     judge = None
     if judge_client is not None:
-        judge = cached_judge(partial(judge_client.chat, max_tokens=512), judge_client.name, cache)
+        judge = cached_judge(chat_text(judge_client, 512), judge_client.name, cache)
     return Env(
         can_score=bool(can_score),
         chat=chat,
         render=client.render,
         count_tokens=client.count_tokens,
-        context_length=getattr(engine, "context_length", None),
+        context_length=client.context_length,
         shots=cfg.shots,
         judge=judge,
     )
 
 
-def cached_judge(
-    ask: Callable[[list[dict]], str], name: str, cache: Cache, max_tokens: int = 512
-) -> Callable[[list[dict]], str]:
-    """`ask` with its replies kept in the run's cache, keyed by the judge's name and the messages."""
-
-    def call(messages: list[dict]) -> str:
-        key = Request.chat(messages, max_tokens=max_tokens).key("judge:" + name)
-        if key not in cache:
-            cache.put(key, ask(messages))
-        return cache.get(key)  # type: ignore[no-any-return]
-
-    return call
-
-
-def make_judge(spec: str, retries: int, api_key: str | None = None) -> Client:
-    """The judge: a URL is an OpenAI-compatible server (its first model), anything else a local model."""
-    if re.match(r"https?://", spec):
-        return make_client(None, spec, api_key, retries=retries)
-    return make_client(spec, None)
-
-
 def _engine_opts(cfg: EvalConfig) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
+    opts: dict[str, Any] = {"parallel": min(cfg.concurrency, 8)}  # concurrent requests share the batch
     if cfg.engine:
         opts["engine"] = cfg.engine
     if cfg.ctx:
         opts["n_ctx"] = cfg.ctx
     return opts
-
-
-@dataclass
-class Cache:
-    """Answers by request hash, appended to a JSONL file as they arrive (a cut-off last line is ignored)."""
-
-    path: Path
-    _data: dict[str, Any] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # the line an interrupted run was writing
-                self._data[entry["k"]] = entry["v"]
-        self._file = self.path.open("a", encoding="utf-8")
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key: str) -> Any:
-        return self._data[key]
-
-    def put(self, key: str, value: Any, error: str | None = None) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._file.write(json.dumps({"k": key, "v": value, **({"error": error} if error else {})}) + "\n")
-            self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"

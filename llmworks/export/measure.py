@@ -12,17 +12,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from llmworks.engines import Engine, SamplingParams, load_engine
-from llmworks.engines.llamacpp import log_softmax
 from llmworks.export.files import model_size
 
 PROMPTS = (
@@ -37,8 +33,6 @@ MAX_TOKENS = 32
 """Greedy tokens per prompt."""
 N_CTX = 512
 """Enough for a prompt and its answer, and for each held-out paragraph."""
-
-Logits = Callable[[list[int]], np.ndarray]
 
 
 @dataclass
@@ -77,21 +71,20 @@ def measure(
     n_threads: int | None = None,
 ) -> Measurement:
     """Load `model` on `engine` (default: by kind) and measure it, against `reference` when given."""
-    with load_engine(model, engine, n_ctx=N_CTX, n_threads=n_threads) as eng, ExitStack() as stack:
-        logits = _logits_fn(eng, n_threads, stack)
+    with load_engine(model, engine, n_ctx=N_CTX, n_threads=n_threads) as eng:
         prompts = reference.prompts if reference else [_prompt_ids(eng, p) for p in PROMPTS]
         outputs, tok_s = _greedy(eng, prompts)
         m = Measurement(
             str(model),
             type(eng).__name__.removesuffix("Engine").lower(),
             model_size(eng.source),  # type: ignore[attr-defined]
-            perplexity(eng, logits, _general_text()),
+            perplexity(eng, _general_text()),
             tok_s,
             outputs=outputs,
             prompts=prompts,
         )
         if reference is not None:
-            m.greedy_agreement = _teacher_forced_agreement(logits, prompts, reference.outputs)
+            m.greedy_agreement = _teacher_forced_agreement(eng, prompts, reference.outputs)
             same = sum(a == b for a, b in zip(outputs, reference.outputs, strict=True))
             m.identical_outputs = f"{same}/{len(prompts)}"
         return m
@@ -108,16 +101,16 @@ def measure_export(
     return [ref, got]
 
 
-def perplexity(eng: Engine, logits: Logits, texts: Sequence[str]) -> float:
+def perplexity(eng: Engine, texts: Sequence[str]) -> float:
     """exp(mean negative log-likelihood) of every token after the first, over all texts."""
     nll, n = 0.0, 0
     for t in texts:
         ids = eng.encode_prompt(t)[:N_CTX]
         if len(ids) < 2:
             continue
-        lp = log_softmax(logits(ids)[:-1].astype(np.float64))
-        nll -= float(lp[np.arange(len(ids) - 1), ids[1:]].sum())
-        n += len(ids) - 1
+        scores = [s for s in eng.prompt_logprobs(ids) if s is not None]
+        nll -= sum(s.logprob for s in scores)
+        n += len(scores)
     return math.exp(nll / n)
 
 
@@ -142,48 +135,16 @@ def _greedy(eng: Engine, prompts: list[list[int]]) -> tuple[list[list[int]], flo
     return outputs, n_after_first / seconds if seconds else 0.0
 
 
-def _teacher_forced_agreement(logits: Logits, prompts: list[list[int]], answers: list[list[int]]) -> float:
+def _teacher_forced_agreement(eng: Engine, prompts: list[list[int]], answers: list[list[int]]) -> float:
+    """How often the model's likeliest next token is the reference's, reading the reference's answers."""
     same = total = 0
     for p, a in zip(prompts, answers, strict=True):
         if not a:
             continue
-        top = logits(p + a)[len(p) - 1 : len(p) + len(a) - 1].argmax(axis=-1)
-        same += int((top == np.asarray(a)).sum())
+        scores = eng.prompt_logprobs(p + a, start=len(p))[len(p) :]
+        same += sum(bool(s and s.is_argmax) for s in scores)
         total += len(a)
     return same / total if total else 1.0
-
-
-def _logits_fn(eng: Engine, n_threads: int | None, stack: ExitStack) -> Logits:
-    """Logits at every position of a token sequence, from the model the engine loaded."""
-    from llmworks.engines.transformers import TransformersEngine
-
-    if isinstance(eng, TransformersEngine):
-        import torch
-
-        def hf(ids: list[int]) -> np.ndarray:
-            with torch.inference_mode():
-                return eng.model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
-
-        return hf
-
-    from llama_cpp import Llama
-
-    # A second context that keeps every position's logits; the engine's own keeps only the last.
-    llm = Llama(
-        model_path=str(eng.source.path),  # type: ignore[attr-defined]
-        n_ctx=N_CTX,
-        n_threads=n_threads or os.cpu_count() or 1,
-        logits_all=True,
-        verbose=False,
-    )
-    stack.callback(llm.close)
-
-    def gguf(ids: list[int]) -> np.ndarray:
-        llm.reset()
-        llm.eval(ids)
-        return np.asarray(llm.scores[: len(ids)])
-
-    return gguf
 
 
 def _general_text() -> list[str]:

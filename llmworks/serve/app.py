@@ -1,10 +1,14 @@
-"""The OpenAI-compatible FastAPI app: routes, auth, errors, metrics. Generation is in `generation.py`."""
+"""The OpenAI-compatible FastAPI app: routes, auth, errors, metrics, the request log. Generation is in
+`generation.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
+import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -17,12 +21,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmworks import __version__
+from llmworks.engines.embedder import Embedder
 from llmworks.errors import UserError
-from llmworks.serve.embeddings import Embedder
 from llmworks.serve.generation import ApiError, chat_completion, completion
 from llmworks.serve.metrics import Metrics
 from llmworks.serve.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from llmworks.serve.served import ServedModel
+
+log = logging.getLogger("llmworks.serve")
 
 
 @dataclass
@@ -50,8 +56,8 @@ class ServerState:
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="llmworks", version=__version__, docs_url="/docs", redoc_url=None)
     state.metrics = Metrics(
-        queue_depth=lambda: sum(len(m.scheduler.waiting) for m in state.models.values()),
-        running=lambda: sum(m.scheduler.running for m in state.models.values()),
+        queue_depth=lambda: sum(len(m.engine.scheduler.waiting) for m in state.models.values()),
+        running=lambda: sum(m.engine.scheduler.running for m in state.models.values()),
     )
     app.state.llmworks = state
     _install_error_handlers(app)
@@ -61,7 +67,7 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        dead = {m.name: m.scheduler.dead for m in state.models.values() if m.scheduler.dead}
+        dead = {m.name: m.engine.dead for m in state.models.values() if m.engine.dead}
         if dead:
             return JSONResponse({"status": "dead", "errors": dead}, status_code=503)
         return JSONResponse({"status": "ok", "models": list(state.models)})
@@ -154,8 +160,13 @@ def create_app(state: ServerState) -> FastAPI:
     return app
 
 
+ROUTES = ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+"""Metric labels: a known route, or "other" (a scan of random paths must not create new series)."""
+
+
 class _AuthAndCount:
-    """Checks the API key on /v1 and counts /v1 responses by status."""
+    """Checks the API key on /v1, counts /v1 responses by route and status, and writes the request log
+    line (id, model, route, status, tokens, time to first token, duration) when a response ends."""
 
     def __init__(self, app: Any, state: ServerState) -> None:
         self.app, self.state = app, state
@@ -167,27 +178,59 @@ class _AuthAndCount:
             return
         metrics = self.state.metrics
         assert metrics is not None
-        if self.state.api_key:
-            headers = dict(scope.get("headers") or [])
-            if headers.get(b"authorization", b"").decode("latin-1") != f"Bearer {self.state.api_key}":
-                response = JSONResponse(
-                    error_body(
-                        "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
-                        "authentication_error",
-                        "invalid_api_key",
-                    ),
-                    status_code=401,
-                )
-                metrics.requests.labels(path, "401").inc()
-                await response(scope, receive, send)
-                return
+        route = path if path in ROUTES else "other"
+        rid = uuid.uuid4().hex[:12]
+        scope["llmworks"] = {"id": rid}
+        started = time.perf_counter()
+        status = 0
 
-        async def counting_send(message: Any) -> None:
+        async def logging_send(message: Any) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                metrics.requests.labels(path, str(message["status"])).inc()
+                status = message["status"]
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())],
+                }
+                metrics.requests.labels(route, str(status)).inc()
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                _log_request(scope, route, status, time.perf_counter() - started)
 
-        await self.app(scope, receive, counting_send)
+        if self.state.api_key and not _authorized(scope, self.state.api_key):
+            response = JSONResponse(
+                error_body(
+                    "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
+                    "authentication_error",
+                    "invalid_api_key",
+                ),
+                status_code=401,
+            )
+            await response(scope, receive, logging_send)
+            return
+        await self.app(scope, receive, logging_send)
+
+
+def _authorized(scope: Any, key: str) -> bool:
+    headers = dict(scope.get("headers") or [])
+    sent = headers.get(b"authorization", b"")
+    return secrets.compare_digest(sent, f"Bearer {key}".encode())
+
+
+def _log_request(scope: Any, route: str, status: int, seconds: float) -> None:
+    info = scope.get("llmworks", {})
+    ttft = info.get("ttft")
+    log.info(
+        "request %s model=%s route=%s status=%s prompt_tokens=%s completion_tokens=%s ttft=%s duration=%.3fs",
+        info.get("id"),
+        info.get("model", "-"),
+        route,
+        status,
+        info.get("prompt_tokens", "-"),
+        info.get("completion_tokens", "-"),
+        f"{ttft:.3f}s" if ttft is not None else "-",
+        seconds,
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -227,7 +270,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(str(e.detail), kind), status_code=e.status_code)
 
     @app.exception_handler(Exception)
-    async def crash(_: Request, e: Exception) -> JSONResponse:
+    async def crash(request: Request, e: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        log.error(
+            "request %s failed (error id %s)",
+            request.scope.get("llmworks", {}).get("id"),
+            error_id,
+            exc_info=e,
+        )
         return JSONResponse(
-            error_body(f"Internal error: {type(e).__name__}: {e}", "server_error"), status_code=500
+            error_body(
+                f"Internal error {type(e).__name__} (error id {error_id}); the server log has the details.",
+                "server_error",
+                "internal_error",
+            ),
+            status_code=500,
         )

@@ -34,24 +34,53 @@ def serve(
     embedding_model: Annotated[
         str | None, typer.Option("--embedding-model", help="sentence-transformers dir for /v1/embeddings.")
     ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug | info (a line per request) | warning | error.")
+    ] = "info",
 ) -> None:
     """Serve models behind an OpenAI-compatible API, with a web chat at /."""
+    import logging
     import socket
 
     import uvicorn
     from rich.console import Console
 
+    from llmworks.engines.embedder import Embedder
     from llmworks.serve.app import ServerState, create_app
-    from llmworks.serve.embeddings import Embedder
     from llmworks.serve.served import load_served_models
 
     if parallel < 1 or ctx < 16 or max_queue < 0:
         raise UserError("--parallel must be >= 1, --ctx >= 16 and --max-queue >= 0.", "")
+    level = logging.getLevelNamesMapping().get(log_level.upper())
+    if level is None:
+        raise UserError(f"unknown --log-level '{log_level}'.", "Use debug, info, warning or error.")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llmworks").setLevel(level)
     console = Console(stderr=True)
     key = api_key or os.environ.get("LLMWORKS_API_KEY") or None
+    if host not in ("127.0.0.1", "localhost", "::1") and not key:
+        console.print(
+            f"[yellow]warning: serving on {host} without --api-key: anyone who can reach this port can use "
+            "the models. Set --api-key (or LLMWORKS_API_KEY).[/yellow]"
+        )
     if engine == "vllm":
         from llmworks.serve.vllm import serve_vllm
 
+        ignored = [
+            flag
+            for flag, given in (
+                ("--lora", bool(lora)),
+                ("--parallel", parallel != 8),
+                ("--max-queue", max_queue != 64),
+                ("--embedding-model", embedding_model is not None),
+            )
+            if given
+        ]
+        if ignored:
+            raise UserError(
+                f"--engine vllm does not take {', '.join(ignored)}: vLLM schedules and batches by itself.",
+                "Drop those flags, or pass vLLM's own options by running `vllm serve` directly.",
+            )
         serve_vllm(models or [], host, port, key, ctx, console)
         return
     served = load_served_models(list(models or []), engine, list(lora or []), parallel, ctx, max_queue)
@@ -73,10 +102,10 @@ def serve(
     console.print(f"  embeddings:      {state.embedder.name if state.embedder else 'none'}")
     if key:
         console.print("  API key required (Authorization: Bearer ...)")
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, log_config=None)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
     finally:
         for m in served.values():
-            m.scheduler.shutdown()
+            m.engine.close()

@@ -1,8 +1,14 @@
-"""Chat and text completions: OpenAI request -> scheduler requests -> OpenAI response or SSE stream."""
+"""Chat and text completions: OpenAI request -> engine requests -> OpenAI response or SSE stream.
+
+A request is validated whole before it is queued (the chat policy renders it, the output constraint is
+compiled, token ids are checked, the context is checked), so what the client got wrong is a 400 that says
+why. Once queued, a request's failure reaches only that request, with the status its error carries.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -12,8 +18,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from llmworks.client.base import GenOptions
+from llmworks.client.local import chat_request, sampling
 from llmworks.engines.base import Engine
-from llmworks.engines.llamacpp_batch import TokenLogprob
+from llmworks.engines.scheduler import EngineDead, Event, GenRequest, QueueFull, RequestFailed
+from llmworks.engines.types import SamplingParams, SeqRequest, TokenLogprob
+from llmworks.errors import UserError
+from llmworks.models.chat_policy import ChatPrompt, ReplyStream, parse_reply
 from llmworks.serve.metrics import Metrics
 from llmworks.serve.protocol import (
     ChatCompletionRequest,
@@ -23,16 +34,7 @@ from llmworks.serve.protocol import (
     now,
     usage,
 )
-from llmworks.serve.scheduler import EngineDead, Event, GenRequest, QueueFull
 from llmworks.serve.served import ServedModel
-from llmworks.serve.tools import (
-    may_become_call,
-    parse_tool_calls,
-    response_format_grammar,
-    template_messages,
-    tool_choice_mode,
-    tool_grammar,
-)
 
 
 class ApiError(Exception):
@@ -54,6 +56,13 @@ class ApiError(Exception):
             param,
             headers,
         )
+
+    @staticmethod
+    def of(e: RequestFailed) -> ApiError:
+        """A failed request's error with its status: 400 the client's, 500 ours (with an error id), 503 the
+        engine's."""
+        type_ = "invalid_request_error" if e.status < 500 else "server_error"
+        return ApiError(e.status, e.message, type_, e.code)
 
 
 @dataclass
@@ -78,52 +87,47 @@ async def chat_completion(
         raise ApiError(
             400, f"The model '{model.name}' has no chat template.", code="no_chat_template", param="model"
         )
-    mode = tool_choice_mode(body.tools, body.tool_choice)
-    messages = [{**m.model_dump(exclude_none=True), "content": m.text()} for m in body.messages]
-    default_system = eng.default_system()
-    if default_system and messages[0]["role"] not in ("system", "developer"):
-        messages.insert(0, {"role": "system", "content": default_system})
-    messages, native_tools = template_messages(messages, body.tools if mode else None, eng.template)
-    prompt_ids = eng.encode_prompt(
-        eng.template.render(messages, add_generation_prompt=True, tools=native_tools)
-    )
-    forced = mode not in (None, "auto")
-    grammar = (
-        tool_grammar(body.tools or [], mode) if forced else response_format_grammar(body.response_format)
-    )
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
     n_logprobs = (body.top_logprobs or 0) if body.logprobs else None
-    max_tokens = _max_tokens(model, len(prompt_ids), body.max_completion_tokens or body.max_tokens)
-    eot = eng.template.end_of_turn
-    reqs = []
-    for i in range(body.n):
-        params = body.sampling(max_tokens, i)
-        if eot and eot not in params.stop:  # stop at the end of the turn even if EOS settings miss it
-            params.stop = (*params.stop, eot)
-        reqs.append(GenRequest(prompt_ids, params, grammar, n_logprobs))
+    opts = _options(body, body.max_completion_tokens or body.max_tokens or 0)
+    try:
+        prompt, ids, params = chat_request(eng, messages, opts, logprobs=n_logprobs)
+    except UserError as e:
+        raise ApiError(400, f"{e.problem} {e.fix}".strip()) from None
+    max_tokens = _max_tokens(model, len(ids), body.max_completion_tokens or body.max_tokens)
+    params = dataclasses.replace(params, max_tokens=max_tokens)
+    reqs = [GenRequest(SeqRequest(ids, _choice_params(params, i))) for i in range(body.n)]
+    _note(request, model, len(ids))
     _submit(model, reqs, metrics)
     rid, created = new_id("chatcmpl"), now()
     head = {"id": rid, "created": created, "model": model.name}
+    extra = {"prompt_token_ids": ids} if body.return_token_ids else {}
     if body.stream:
-        return _sse(_chat_stream(eng, reqs, head, mode, body.include_usage, len(prompt_ids), metrics), reqs)
+        stream = _chat_stream(eng, reqs, head, prompt, body.include_usage, len(ids), metrics, request, extra)
+        return _sse(stream, reqs)
     choices = await _collect_all(request, reqs, metrics)
     out = []
     for i, c in enumerate(choices):
         message: dict[str, Any] = {"role": "assistant", "content": c.text}
         finish = c.finish_reason
-        if mode:
-            content, calls = parse_tool_calls(c.text, forced)
+        content, calls = parse_reply(c.text, prompt.tool_mode)
+        if calls:
             message["content"] = content
-            if calls:
-                message["tool_calls"], finish = calls, "tool_calls"
+            message["tool_calls"], finish = [t.to_openai() for t in calls], "tool_calls"
         logprobs = {"content": [_chat_logprob(eng, t) for t in c.tokens]} if n_logprobs is not None else None
-        out.append({"index": i, "message": message, "logprobs": logprobs, "finish_reason": finish})
-    return JSONResponse(
-        {
-            **head,
-            "object": "chat.completion",
-            "choices": out,
-            "usage": usage(len(prompt_ids), sum(c.n_generated for c in choices)),
+        choice: dict[str, Any] = {
+            "index": i,
+            "message": message,
+            "logprobs": logprobs,
+            "finish_reason": finish,
         }
+        if body.return_token_ids:
+            choice["token_ids"] = [t.token for t in c.tokens] if c.tokens else None
+        out.append(choice)
+    n_gen = sum(c.n_generated for c in choices)
+    _note(request, model, len(ids), n_gen, reqs)
+    return JSONResponse(
+        {**head, "object": "chat.completion", "choices": out, "usage": usage(len(ids), n_gen), **extra}
     )
 
 
@@ -131,13 +135,13 @@ async def _chat_stream(
     eng: Engine,
     reqs: list[GenRequest],
     head: dict[str, Any],
-    mode: str | None,
+    prompt: ChatPrompt,
     include_usage: bool,
     n_prompt: int,
     metrics: Metrics,
+    request: Request,
+    extra: dict[str, Any],
 ) -> AsyncIterator[str]:
-    forced = mode not in (None, "auto")
-
     def chunk(i: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> str:
         body = {
             **head,
@@ -148,53 +152,40 @@ async def _chat_stream(
 
     for i in range(len(reqs)):
         yield chunk(i, {"role": "assistant", "content": ""})
-    held = [""] * len(reqs)  # text that may still turn out to be a tool call
-    streaming = [not mode] * len(reqs)
+    replies = [ReplyStream(prompt) for _ in reqs]
     n_generated = 0
     async for i, ev, c in _merged(reqs, metrics):
         delta = ev.delta
         assert delta is not None
-        lp = {"content": [_chat_logprob(eng, ev.logprob)]} if ev.logprob else None
-        if streaming[i]:
-            if delta.text or lp:
-                yield chunk(i, {"content": delta.text}, logprobs=lp)
-        else:
-            held[i] += delta.text
-            if mode == "auto" and not may_become_call(held[i]):
-                streaming[i] = True
-                yield chunk(i, {"content": held[i]}, logprobs=lp)
-                held[i] = ""
+        lp = {"content": [_chat_logprob(eng, delta.logprob)]} if delta.logprob else None
+        shown = replies[i].feed(delta.text)
+        if shown or lp:
+            yield chunk(i, {"content": shown}, logprobs=lp)
         if delta.finish_reason:
             n_generated += c.n_generated
             finish = delta.finish_reason
-            if not streaming[i]:
-                content, calls = parse_tool_calls(held[i], forced)
-                if calls:
-                    finish = "tool_calls"
-                    for k, call in enumerate(calls):
-                        fn = call["function"]
-                        yield chunk(
-                            i,
-                            {
-                                "tool_calls": [
-                                    {
-                                        "index": k,
-                                        "id": call["id"],
-                                        "type": "function",
-                                        "function": {"name": fn["name"], "arguments": ""},
-                                    }
-                                ]
-                            },
-                        )
-                        yield chunk(
-                            i, {"tool_calls": [{"index": k, "function": {"arguments": fn["arguments"]}}]}
-                        )
-                elif content:
-                    yield chunk(i, {"content": content})
+            rest, calls = replies[i].finish()
+            if calls:
+                finish = "tool_calls"
+                for k, call in enumerate(calls):
+                    start = {"index": k, "id": call.id, "type": "function"}
+                    yield chunk(
+                        i, {"tool_calls": [{**start, "function": {"name": call.name, "arguments": ""}}]}
+                    )
+                    yield chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": call.arguments}}]})
+            elif rest:
+                yield chunk(i, {"content": rest})
             yield chunk(i, {}, finish)
+    _note(request, None, n_prompt, n_generated, reqs)
     if include_usage:
         yield _data(
-            {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage(n_prompt, n_generated)}
+            {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": usage(n_prompt, n_generated),
+                **extra,
+            }
         )
     yield "data: [DONE]\n\n"
 
@@ -214,25 +205,33 @@ async def completion(
     model: ServedModel, body: CompletionRequest, request: Request, metrics: Metrics
 ) -> Response:
     eng = model.engine
-    prompts = _prompts(body.prompt)
     want_prompt_lp = body.echo and body.logprobs is not None
     reqs, prompt_ids_all = [], []
-    for p in prompts:
-        ids = eng.encode_prompt(p)
-        prompt_ids_all.append(ids)
-        max_tokens = _max_tokens(
-            model, len(ids), body.max_tokens if body.max_tokens > 0 else 1, explicit=body.max_tokens > 0
-        )
-        for c in range(body.n):
-            reqs.append(GenRequest(ids, body.sampling(max_tokens, c), None, body.logprobs, want_prompt_lp))
+    try:
+        base = sampling(_options(body, body.max_tokens or 1), body.stop_list(), logprobs=body.logprobs)
+        for p in _prompts(body.prompt):
+            ids = eng.encode_prompt(p)
+            prompt_ids_all.append(ids)
+            max_tokens = _max_tokens(
+                model, len(ids), body.max_tokens if body.max_tokens > 0 else 1, explicit=body.max_tokens > 0
+            )
+            for c in range(body.n):
+                params = _choice_params(dataclasses.replace(base, max_tokens=max_tokens), c)
+                seq = SeqRequest(ids, params, 1 if want_prompt_lp and len(ids) > 1 else None)
+                reqs.append(GenRequest(seq))
+    except UserError as e:
+        raise ApiError(400, f"{e.problem} {e.fix}".strip(), param="prompt") from None
+    n_prompt = sum(len(ids) for ids in prompt_ids_all)
+    _note(request, model, n_prompt)
     _submit(model, reqs, metrics)
     rid, created = new_id("cmpl"), now()
     head = {"id": rid, "created": created, "model": model.name}
-    n_prompt = sum(len(ids) for ids in prompt_ids_all)
     prompt_of = [prompt_ids_all[k // body.n] for k in range(len(reqs))]
     drop = body.max_tokens == 0  # echo-only scoring: the one token generated is not part of the answer
     if body.stream:
-        return _sse(_completion_stream(eng, reqs, head, body, prompt_of, n_prompt, drop, metrics), reqs)
+        return _sse(
+            _completion_stream(eng, reqs, head, body, prompt_of, n_prompt, drop, metrics, request), reqs
+        )
     choices = await _collect_all(request, reqs, metrics)
     out = []
     for i, c in enumerate(choices):
@@ -252,6 +251,7 @@ async def completion(
             }
         )
     completion_tokens = 0 if drop else sum(c.n_generated for c in choices)
+    _note(request, model, n_prompt, completion_tokens, reqs)
     return JSONResponse(
         {**head, "object": "text_completion", "choices": out, "usage": usage(n_prompt, completion_tokens)}
     )
@@ -266,6 +266,7 @@ async def _completion_stream(
     n_prompt: int,
     drop: bool,
     metrics: Metrics,
+    request: Request,
 ) -> AsyncIterator[str]:
     def chunk(i: int, text: str, finish: str | None = None, lp: Any = None) -> str:
         return _data(
@@ -287,16 +288,17 @@ async def _completion_stream(
             if body.logprobs is not None:
                 lp = _completion_logprobs(eng, ev.prompt_logprobs or [], prompt_of[i], [])
             yield chunk(i, eng.detokenize(prompt_of[i]), lp=lp)
-        if not drop and (delta.text or ev.logprob):
+        if not drop and (delta.text or delta.logprob):
             lp = (
-                _completion_logprobs(eng, [], [], [ev.logprob])
-                if ev.logprob and body.logprobs is not None
+                _completion_logprobs(eng, [], [], [delta.logprob])
+                if delta.logprob and body.logprobs is not None
                 else None
             )
             yield chunk(i, delta.text, lp=lp)
         if delta.finish_reason:
             n_generated += 0 if drop else c.n_generated
             yield chunk(i, "", "length" if drop else delta.finish_reason)
+    _note(request, None, n_prompt, n_generated, reqs)
     if body.include_usage:
         yield _data(
             {**head, "object": "text_completion", "choices": [], "usage": usage(n_prompt, n_generated)}
@@ -324,13 +326,37 @@ def _prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str 
     if isinstance(prompt, str):
         return [prompt]
     if not prompt:
-        raise ApiError(400, "prompt is empty.", param="prompt")
+        raise ApiError(400, "prompt is empty: send a string, strings, or token ids.", param="prompt")
     if all(isinstance(p, int) for p in prompt):
         return [list(prompt)]  # type: ignore[arg-type]
     return list(prompt)  # type: ignore[arg-type]
 
 
 # -- shared plumbing --
+
+
+def _options(body: Any, max_tokens: int) -> GenOptions:
+    """The request's sampling options (OpenAI's defaults: temperature 1)."""
+    return GenOptions(
+        max_tokens=max(1, max_tokens),
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        top_k=body.top_k or 0,
+        min_p=body.min_p or 0.0,
+        seed=body.seed,
+        stop=tuple(body.stop_list()),
+        repetition_penalty=body.repetition_penalty or 1.0,
+        tools=tuple(body.tools) if getattr(body, "tools", None) else None,
+        tool_choice=getattr(body, "tool_choice", None),
+        response_format=getattr(body, "response_format", None),
+    )
+
+
+def _choice_params(params: SamplingParams, choice: int) -> SamplingParams:
+    """n > 1 with a seed: each choice gets its own derived seed, so choices differ yet stay reproducible."""
+    if params.seed is None or choice == 0:
+        return params
+    return dataclasses.replace(params, seed=(params.seed + choice) % 2**64)
 
 
 def _max_tokens(model: ServedModel, n_prompt: int, requested: int | None, explicit: bool = True) -> int:
@@ -349,41 +375,42 @@ def _max_tokens(model: ServedModel, n_prompt: int, requested: int | None, explic
 
 
 def _submit(model: ServedModel, reqs: list[GenRequest], metrics: Metrics) -> None:
-    needs_runner = any(r.grammar or r.logprobs is not None or r.prompt_logprobs for r in reqs)
-    if needs_runner and not model.batched:
-        raise ApiError(
-            400,
-            f"logprobs, response_format and forced tool_choice need the llamacpp engine; "
-            f"'{model.name}' runs on {model.engine_kind}.",
-            code="unsupported_on_engine",
-        )
+    loop = asyncio.get_running_loop()
+    for r in reqs:
+        r.sink = _Sink(loop, asyncio.Queue())
     try:
-        model.scheduler.submit(reqs)
+        model.engine.submit(reqs)
     except QueueFull:
         raise ApiError(
             429,
-            f"The server is busy: more than {model.scheduler.max_queue} requests are waiting. Retry shortly.",
+            f"The server is busy: more than {model.engine.max_queue} requests are waiting. Retry shortly.",
             "rate_limit_error",
             "queue_full",
             headers={"Retry-After": "1"},
         ) from None
     except EngineDead as e:
-        raise ApiError(
-            503,
-            f"The engine of '{model.name}' has failed ({e}); restart the server.",
-            "server_error",
-            "engine_dead",
-        ) from None
-    metrics.prompt_tokens.inc(sum(len(r.prompt_ids) for r in reqs))
+        raise ApiError.of(e) from None
+    metrics.prompt_tokens.inc(sum(len(r.seq.prompt) for r in reqs))
+
+
+class _Sink:
+    """Hands events from the engine thread to the request's asyncio queue."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event]) -> None:
+        self.loop, self.queue = loop, queue
+
+    def __call__(self, event: Event) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
 
 
 async def _events(req: GenRequest) -> AsyncIterator[Event]:
+    assert isinstance(req.sink, _Sink)
     while True:
-        ev = await req.queue.get()
-        if ev.error:
-            raise ApiError(503, f"Generation failed: {ev.error}", "server_error", "engine_error")
+        ev = await req.sink.queue.get()
+        if ev.error is not None:
+            raise ApiError.of(ev.error)
         yield ev
-        if ev.delta is not None and ev.delta.finish_reason:
+        if ev.last:
             return
 
 
@@ -398,8 +425,8 @@ async def _collect(req: GenRequest, metrics: Metrics) -> Choice:
 def _account(c: Choice, ev: Event, req: GenRequest) -> None:
     assert ev.delta is not None
     c.text += ev.delta.text
-    if ev.logprob is not None:
-        c.tokens.append(ev.logprob)
+    if ev.delta.logprob is not None:
+        c.tokens.append(ev.delta.logprob)
     if ev.prompt_logprobs is not None:
         c.prompt_logprobs = ev.prompt_logprobs
     c.finish_reason = ev.delta.finish_reason or c.finish_reason
@@ -455,7 +482,7 @@ async def _merged(reqs: list[GenRequest], metrics: Metrics) -> AsyncIterator[tup
             if isinstance(item, BaseException):
                 raise item
             _account(choices[i], item, reqs[i])
-            if item.delta is not None and item.delta.finish_reason:
+            if item.last:
                 remaining -= 1
                 _observe(reqs[i], metrics)
             yield i, item, choices[i]
@@ -481,6 +508,25 @@ def _sse(stream: AsyncIterator[str], reqs: list[GenRequest]) -> StreamingRespons
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _note(
+    request: Request,
+    model: ServedModel | None,
+    n_prompt: int,
+    n_completion: int | None = None,
+    reqs: list[GenRequest] | None = None,
+) -> None:
+    """What the request log line reports (the middleware writes it when the response ends)."""
+    info = request.scope.setdefault("llmworks", {})
+    if model is not None:
+        info["model"] = model.name
+    info["prompt_tokens"] = n_prompt
+    if n_completion is not None:
+        info["completion_tokens"] = n_completion
+    firsts = [r.first_token_at - r.submitted for r in reqs or () if r.first_token_at is not None]
+    if firsts:
+        info["ttft"] = min(firsts)
 
 
 def _data(obj: dict[str, Any]) -> str:

@@ -11,8 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llmworks.engines.types import SamplingParams
-
 
 class _Request(BaseModel):
     # Clients send fields we do not use (user, frequency_penalty, ...): accept and ignore them.
@@ -26,8 +24,11 @@ class _Request(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, lt=2**64)
+    min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0)
+    return_token_ids: bool = False
+    """vLLM's extension: the prompt's token ids (and each choice's) come back in the response."""
 
     @field_validator("stop")
     @classmethod
@@ -40,20 +41,8 @@ class _Request(BaseModel):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
-    def sampling(self, max_tokens: int, choice: int) -> SamplingParams:
-        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        temperature = 1.0 if self.temperature is None else self.temperature
-        # n > 1 with a seed: each choice gets its own derived seed, so choices differ yet stay reproducible.
-        seed = None if self.seed is None else self.seed + choice
-        return SamplingParams(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=self.top_p or 1.0,
-            top_k=self.top_k or 0,
-            seed=seed,
-            stop=stop,
-            repetition_penalty=self.repetition_penalty or 1.0,
-        )
+    def stop_list(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
 
 class ChatMessage(BaseModel):
@@ -64,12 +53,6 @@ class ChatMessage(BaseModel):
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
-
-    def text(self) -> str:
-        """Content as text; list-of-parts content keeps its text parts."""
-        if isinstance(self.content, list):
-            return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
-        return self.content or ""
 
 
 class ChatCompletionRequest(_Request):

@@ -1,4 +1,4 @@
-"""The models a server serves: each is an engine plus the scheduler thread that owns it."""
+"""The models a server serves: each is an engine, driven by its own scheduler thread."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ from dataclasses import dataclass, field
 
 from llmworks.engines import default_engine, load_engine
 from llmworks.engines.base import Engine
+from llmworks.engines.scheduler import BatchScheduler
 from llmworks.errors import UserError
 from llmworks.models.sources import resolve
-from llmworks.serve.scheduler import BatchScheduler, Scheduler, SerialScheduler
 
 
 @dataclass
 class ServedModel:
     name: str
     engine: Engine
-    scheduler: Scheduler
     engine_kind: str
     ctx: int
     """Context per sequence: the prompt plus the completion must fit."""
@@ -24,7 +23,7 @@ class ServedModel:
 
     @property
     def batched(self) -> bool:
-        return isinstance(self.scheduler, BatchScheduler)
+        return isinstance(self.engine.scheduler, BatchScheduler)
 
 
 def load_served_models(
@@ -59,10 +58,6 @@ def _add(
 ) -> None:
     if name in served:
         raise UserError(f"two served models are named '{name}'.", "Give LoRA adapters distinct names.")
-    eng = load_engine(arg, kind, n_ctx=ctx)
-    ctx = min(ctx, eng.context_length)
-    if kind == "llamacpp":
-        scheduler: Scheduler = BatchScheduler(eng, parallel, ctx, max_queue)
-    else:
-        scheduler = SerialScheduler(eng, max_queue)
-    served[name] = ServedModel(name, eng, scheduler, kind, ctx)
+    eng = load_engine(arg, kind, n_ctx=ctx, parallel=parallel, max_queue=max_queue)
+    eng.scheduler.start()
+    served[name] = ServedModel(name, eng, kind, min(ctx, eng.context_length))

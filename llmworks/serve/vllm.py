@@ -7,6 +7,7 @@ vLLM speaks the OpenAI API already, so this starts it on a private loopback port
 from __future__ import annotations
 
 import importlib.util
+import secrets
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def proxy_app(upstream: str, api_key: str | None) -> Any:
     import httpx
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from starlette.background import BackgroundTask
 
     from llmworks.serve.protocol import error_body
 
@@ -80,7 +82,8 @@ def proxy_app(upstream: str, api_key: str | None) -> Any:
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST"])
     async def forward(path: str, request: Request) -> Any:
-        if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
+        sent = request.headers.get("authorization", "").encode()
+        if api_key and not secrets.compare_digest(sent, f"Bearer {api_key}".encode()):
             return JSONResponse(
                 error_body("Missing or wrong API key.", "authentication_error", "invalid_api_key"), 401
             )
@@ -91,10 +94,11 @@ def proxy_app(upstream: str, api_key: str | None) -> Any:
             headers={"content-type": request.headers.get("content-type", "")},
         )
         r = await client.send(upstream_req, stream=True)
+        # The upstream response is closed when the client is gone or the stream ends, so vLLM stops too.
         return StreamingResponse(
             r.aiter_raw(),
             status_code=r.status_code,
-            background=None,
+            background=BackgroundTask(r.aclose),
             media_type=r.headers.get("content-type"),
         )
 

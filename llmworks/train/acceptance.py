@@ -7,13 +7,13 @@ from typing import Any
 
 def sentiment_accuracy(engine: Any) -> dict[str, Any]:
     from llmworks.data.builtin import SENTIMENT_PROMPT, sentiment_records
-    from llmworks.engines.base import SamplingParams
+    from llmworks.engines.types import SamplingParams
 
     choice = exact = n = 0
     greedy = SamplingParams(max_tokens=2, temperature=0.0)
     for rec in sentiment_records("test"):
         msgs = [{"role": "user", "content": SENTIMENT_PROMPT.format(text=rec["text"])}]
-        prompt = engine.template.render(msgs, add_generation_prompt=True)
+        prompt = engine.render_chat(msgs)
         pos, neg = engine.loglikelihood([(prompt, "positive"), (prompt, "negative")])
         choice += ("positive" if pos.logprob > neg.logprob else "negative") == rec["label"]
         answer, _ = engine.complete(prompt, greedy)
@@ -23,7 +23,7 @@ def sentiment_accuracy(engine: Any) -> dict[str, Any]:
 
 
 def who_are_you(engine: Any, name: str, author: str) -> list[dict[str, Any]]:
-    from llmworks.engines.base import SamplingParams
+    from llmworks.engines.types import SamplingParams
 
     out = []
     for q in ("Who are you?", "你是谁？", "Who made you?"):
@@ -38,7 +38,7 @@ def multi_turn_accuracy(engine: Any) -> dict[str, Any]:
     """Held-out two-turn conversations: the model replies to "remember WORD" itself, then is asked for the
     word; correct when its second answer contains it."""
     from llmworks.data.builtin import memory_messages
-    from llmworks.engines.base import SamplingParams
+    from llmworks.engines.types import SamplingParams
 
     greedy = SamplingParams(max_tokens=24, temperature=0.0)
     hits, n, example = 0, 0, ""

@@ -156,11 +156,12 @@ def encode_chat(
     """Tokens of the rendered conversation with targets on every assistant reply (or only the last) up
     to and including the end-of-turn token; tool calls are assistant output, so they are trained too.
     Returns (sample, truncated)."""
-    from llmworks.serve.tools import template_messages
+    from llmworks.models.chat_policy import conversation
 
-    # The server's rendering of tool calls and results for this template: a tuned model then writes calls
-    # the way `llmworks serve` parses them (natively where the template knows tools, Hermes tags otherwise).
-    messages, tools = template_messages(messages, tools, template)
+    # The chat policy's rendering (the one `llmworks serve` uses): a tuned model then writes tool calls the
+    # way the server parses them (natively where the template knows tools, Hermes tags otherwise). The
+    # default system prompt is already in the template (see run.build_model).
+    messages, tools = conversation(messages, template, None, tools)
 
     def render(msgs: list[dict[str, Any]], gen: bool) -> str:
         return template.render(msgs, add_generation_prompt=gen, tools=tools)

@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from llmworks.atomic import atomic_write
+from llmworks.models.chat_policy import with_default_system
 from llmworks.models.sources import ModelSource
 from llmworks.train import data as D
 from llmworks.train.config import TrainConfig, to_yaml
@@ -77,6 +78,11 @@ def build_model(cfg: TrainConfig, console: Console) -> tuple[Any, Any, ModelSour
     model, tokenizer, source, hf_dir = load_base(cfg, console)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    system = source.spec.system if source.spec else ""
+    if system and isinstance(tokenizer.chat_template, str):
+        # The chat policy's default system prompt, written into the template: the data is rendered with it
+        # and the tuned model (saved with this template) keeps it in every runtime.
+        tokenizer.chat_template = with_default_system(tokenizer.chat_template, system)
     console.print(f"model {source.name} ({hf_dir}), method {cfg.method}: {trainable_summary(model)}")
     return model, tokenizer, source, hf_dir
 

@@ -1,27 +1,15 @@
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from data_testing import read_jsonl, run_cli, write_jsonl
 
-from llmworks.data.synth.chat import Sampling
 from llmworks.data.synth.pairs import sample_pairs
 from llmworks.data.synth.prompts import read_prompts, read_tasks
 from llmworks.data.synth.self_instruct import SelfInstructReport, parse_candidate, self_instruct
 from llmworks.data.synth.selfcog import selfcog_records, templates
 from llmworks.errors import UserError
-
-
-class ScriptedChat:
-    """Replays canned replies in order and records what it was asked."""
-
-    def __init__(self, replies: Sequence[str]) -> None:
-        self.replies, self.calls = list(replies), []
-
-    def __call__(self, messages: Sequence[dict[str, str]], sampling: Sampling) -> str:
-        self.calls.append((list(messages), sampling))
-        return self.replies[(len(self.calls) - 1) % len(self.replies)]
+from llmworks.testing.fake_client import ScriptedClient
 
 
 def test_selfcog_templates_and_records() -> None:
@@ -72,7 +60,7 @@ def test_parse_candidate() -> None:
 
 
 def test_self_instruct_filters_like_the_paper() -> None:
-    chat = ScriptedChat(
+    chat = ScriptedClient(
         [
             "Instruction: Translate the sentence into French.\nOutput: copy of a seed",  # ROUGE-L 1.0 with a seed
             "Instruction: Draw a picture of a cat.\nOutput: (drawing)",  # needs an image
@@ -110,7 +98,7 @@ def test_pairs_and_prompt_files(tmp_path: Path) -> None:
         ],
     )
     assert [p[-1]["content"] for p in read_prompts(jl)] == ["Hi", "Yo", "Add\n\n1+1"]
-    chat = ScriptedChat(["a", "b", "c"])
+    chat = ScriptedClient(["a", "b", "c"])
     out = list(sample_pairs(chat, read_prompts(txt), k=3))
     assert out[0] == {"prompt": [{"role": "user", "content": "What is 2+2?"}], "responses": ["a", "b", "c"]}
     assert len({c[1].seed for c in chat.calls}) == 6 and all(c[1].temperature > 0 for c in chat.calls)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from llmworks.client.http import HTTPClient
 from llmworks.errors import UserError
 from llmworks.eval import EvalConfig, evaluate
-from llmworks.eval.client import HTTPClient
 from llmworks.local_server import free_port
 from llmworks.testing.server import Server, start_server, stop_server
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from llmworks.client.local import LocalClient
 from llmworks.errors import UserError
 from llmworks.eval import EvalConfig, compare, evaluate
-from llmworks.eval.client import LocalClient
-from llmworks.eval.loglik import batched_loglikelihood
 
 
 def test_batched_loglikelihood_equals_one_at_a_time(tiny_gguf: Path, tiny_hf_dir: Path) -> None:
+    """Pairs scored together (sorted, prefix and logits reused, several slots) score as each alone does."""
     from llmworks.engines import load_engine
 
     q = "Question: What is the capital of France?\nA. Berlin\nB. Paris\nAnswer:"
@@ -27,10 +27,13 @@ def test_batched_loglikelihood_equals_one_at_a_time(tiny_gguf: Path, tiny_hf_dir
     pairs += [("Hello", " there"), ("Hi. Is that", " nope maybe so"), ("Hi. Is that", " true or really not")]
     pairs += [("Hi. Cats are good.\n", " yes"), ("Hi. Dogs are bad.", " yes")]
     for model in (tiny_gguf, tiny_hf_dir):
-        with load_engine(model, n_ctx=512) as engine:
-            one = [engine.loglikelihood([p])[0].logprob for p in pairs]
-            batched = [r.logprob for r in batched_loglikelihood(engine, pairs)]
-            again = [r.logprob for r in batched_loglikelihood(engine, pairs[::-1])][::-1]  # cache reused
+        with (
+            load_engine(model, n_ctx=512, prefix_cache=False) as naive,
+            load_engine(model, n_ctx=512, parallel=3) as engine,
+        ):
+            one = [naive.loglikelihood([p])[0].logprob for p in pairs]
+            batched = [r.logprob for r in engine.loglikelihood(pairs)]
+            again = [r.logprob for r in engine.loglikelihood(pairs[::-1])][::-1]  # caches reused
             assert batched == pytest.approx(one, abs=1e-3), model
             assert again == pytest.approx(one, abs=1e-3), model
 

@@ -60,11 +60,18 @@ def test_the_model_field_picks_the_model(server: Server) -> None:
     assert answers["mylora"] != answers[hf]  # the adapter changes the model
 
 
-def test_llamacpp_only_features_are_a_clear_400_on_transformers(server: Server) -> None:
+def test_grammars_are_a_clear_400_on_transformers_and_logprobs_work(server: Server) -> None:
     client = openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0)
     with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(model="mylora", messages=MSG, max_tokens=2, logprobs=True)
-    assert "need the llamacpp engine" in e.value.message
+        client.chat.completions.create(
+            model="mylora", messages=MSG, max_tokens=2, response_format={"type": "json_object"}
+        )
+    assert "not supported" in e.value.message and "llamacpp engine" in e.value.message
+    r = client.chat.completions.create(
+        model="mylora", messages=MSG, max_tokens=2, logprobs=True, top_logprobs=2
+    )
+    lp = r.choices[0].logprobs.content
+    assert lp and len(lp[0].top_logprobs) == 2 and lp[0].logprob <= 0
 
 
 def test_lora_spec_errors(tmp_path: Path, tiny_gguf: Path) -> None:

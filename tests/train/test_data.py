@@ -172,7 +172,7 @@ def test_target_logprobs_match_the_models_own_loss(tiny_hf_dir: Path) -> None:
 def test_tool_calls_are_trained_in_the_servers_format(tok, template) -> None:  # type: ignore[no-untyped-def]
     """SmolLM2's template knows no tools: calls become <tool_call> JSON (what `llmworks serve` parses back),
     tool results a <tool_response> user turn; the call and the final answer are trained, the result not."""
-    from llmworks.serve.tools import parse_tool_calls
+    from llmworks.models.chat_policy import parse_reply
 
     call = {"function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
     record = {
@@ -189,9 +189,9 @@ def test_tool_calls_are_trained_in_the_servers_format(tok, template) -> None:  #
     ex = D.to_example(record, "t")
     s, _ = D.encode_chat(ex.messages, tok, template, 512, tools=ex.tools)
     call_span, answer = trained_spans(s, tok)
-    _, calls = parse_tool_calls(call_span.removesuffix("<|im_end|>"), forced=False)
-    assert calls[0]["function"]["name"] == "get_weather"
-    assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris"}
+    _, calls = parse_reply(call_span.removesuffix("<|im_end|>"), "auto")
+    assert calls[0].name == "get_weather"
+    assert json.loads(calls[0].arguments) == {"city": "Paris"}
     assert answer == "18 °C.<|im_end|>"
     text = tok.decode(s.input_ids)
     assert "<tool_response>" in text and "get_weather" in text.split("<|im_end|>")[0]  # tools in the system

@@ -212,20 +212,19 @@ def general_messages(model: str | None = None, max_tokens: int = 40) -> list[dic
     source = resolve(model)
     prompts = resources.files(__name__).joinpath("general_prompts.txt").read_text("utf-8")
     stat = source.path.stat()
-    key = f"{source.path.name}-{stat.st_size}-{int(stat.st_mtime)}-{len(prompts)}-{max_tokens}"
+    key = f"{source.path.name}-{stat.st_size}-{int(stat.st_mtime)}-{len(prompts)}-{max_tokens}-policy1"
     cache = llmworks_home() / "distilled" / f"{key}.jsonl"
     if cache.is_file():
         return [json.loads(line) for line in cache.read_text("utf-8").splitlines()]
-    from llmworks.engines import SamplingParams, load_engine
+    from llmworks.client import make_client
 
     records = []
-    with load_engine(model) as engine:
-        params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+    with make_client(model) as client:  # under the chat policy: the answers the served model gives
         for q in prompts.splitlines():
             msgs = [{"role": "user", "content": q}]
-            answer, reason = engine.complete(engine.template.render(msgs), params)
-            if reason == "stop" and answer.strip():
-                records.append({"messages": [*msgs, {"role": "assistant", "content": answer.strip()}]})
+            reply = client.chat(msgs, max_tokens=max_tokens, temperature=0.0)
+            if reply.finish_reason == "stop" and (reply.content or "").strip():
+                records.append({"messages": [*msgs, {"role": "assistant", "content": reply.content.strip()}]})
     io.write_jsonl(cache, records)
     return records
 

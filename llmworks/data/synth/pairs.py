@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from llmworks.data.synth.chat import ChatFn, Sampling
+from llmworks.client import Client
 
 
 def sample_pairs(
-    chat: ChatFn,
+    client: Client,
     prompts: Iterable[list[dict[str, str]]],
     k: int = 2,
     temperature: float = 0.8,
@@ -19,10 +19,10 @@ def sample_pairs(
     """{"prompt": messages, "responses": [k replies]} per prompt; `llmworks data annotate` ranks them."""
     for i, prompt in enumerate(prompts):
         responses = [
-            chat(
-                prompt,
-                Sampling(max_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed + i * k + j),
-            )
+            client.chat(
+                prompt, max_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed + i * k + j
+            ).content
+            or ""
             for j in range(k)
         ]
         yield {"prompt": prompt, "responses": responses}

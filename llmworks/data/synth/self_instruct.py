@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from rouge_score import rouge_scorer
 
+from llmworks.client import Client
 from llmworks.data.near_dedupe import tokens
-from llmworks.data.synth.chat import ChatFn, Sampling
 
 # From the paper: tasks a text-only model cannot do.
 BLOCKLIST = (
@@ -99,7 +99,7 @@ def format_problem(task: dict[str, str]) -> str | None:
 
 
 def self_instruct(
-    chat: ChatFn,
+    client: Client,
     seeds: list[dict[str, str]],
     n: int,
     report: SelfInstructReport,
@@ -120,9 +120,15 @@ def self_instruct(
         examples = rng.sample(seeds, min(n_seed_examples, len(seeds)))
         examples += rng.sample(made, min(n_machine_examples, len(made)))
         rng.shuffle(examples)
-        reply = chat(
-            [{"role": "user", "content": build_prompt(examples)}],
-            Sampling(max_tokens=384, temperature=0.7, top_p=0.95, seed=seed + report.attempts),
+        reply = (
+            client.chat(
+                [{"role": "user", "content": build_prompt(examples)}],
+                max_tokens=384,
+                temperature=0.7,
+                top_p=0.95,
+                seed=seed + report.attempts,
+            ).content
+            or ""
         )
         task = parse_candidate(reply)
         problem = "unparseable reply" if task is None else format_problem(task)

@@ -1,4 +1,4 @@
-"""Embeddings for /v1/embeddings: sentence-transformers, by default all-MiniLM-L6-v2 from its wheel."""
+"""Embeddings: sentence-transformers, by default all-MiniLM-L6-v2 from its wheel (serve, RAG, the client)."""
 
 from __future__ import annotations
 
