@@ -1,24 +1,21 @@
-"""One typed config per training mode. Values resolve as: dataclass defaults, then a YAML recipe, then
-`key=value` overrides. Unknown keys and inconsistent values are one UserError listing all of them."""
+"""One typed config per training mode (the stage config mechanism of `llmworks.config`). Values resolve as:
+defaults, then a YAML recipe, then `key=value` overrides. Unknown keys and bad values are one error listing
+all of them."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Self, TypeVar
 
-import yaml
+from pydantic import Field, model_validator
 
-from llmworks.errors import UserError
+from llmworks.config import StageConfig
 
 METHODS = ("lora", "dora", "qlora", "full", "freeze")
+C = TypeVar("C", bound="TrainConfig")
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(StageConfig):
     """What every training mode shares: model, data, optimisation, run bookkeeping."""
 
     # -- model --
@@ -32,18 +29,18 @@ class TrainConfig:
     """LoRA scaling numerator (scale = alpha / r)."""
     lora_dropout: float = 0.0
     """Dropout on the LoRA input."""
-    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    target_modules: list[str] = Field(default_factory=lambda: ["all-linear"])
     """Module names to adapt (e.g. [q_proj, v_proj]); `all-linear` = every linear layer but the LM head."""
     freeze_trainable_layers: int = 2
     """For method=freeze: how many of the last transformer layers to train."""
 
     # -- data --
-    data: list[str] = field(default_factory=list)
+    data: list[str] = Field(default_factory=list)
     """Training files: JSONL/JSON/CSV/Parquet (messages, sharegpt or alpaca; text for pretrain). `path#N`
     takes N records (sampled with `seed`, repeated if N exceeds the file); `builtin:sentiment` and
     `builtin:memory` are the train splits of the demo's sentiment and two-turn memory tasks; `builtin:general`
     is the embedded model's own answers to everyday prompts (mix it in to keep general ability)."""
-    val_data: list[str] = field(default_factory=list)
+    val_data: list[str] = Field(default_factory=list)
     """Validation files; if empty, `val_ratio` of the training records are held out."""
     val_ratio: float = 0.0
     """Share of training records held out for the eval loss when `val_data` is empty."""
@@ -93,7 +90,7 @@ class TrainConfig:
     after training, with a warning when either got worse by more than `forgetting_threshold`."""
     general_text: str = ""
     """Text file (paragraphs split by blank lines) for the guard; empty = the shipped llmworks/train/general.txt."""
-    guard_tasks: list[str] = field(default_factory=lambda: ["general-smoke"])
+    guard_tasks: list[str] = Field(default_factory=lambda: ["general-smoke"])
     """Eval tasks for the guard (`llmworks eval run --tasks` names); [] = perplexity only."""
     forgetting_threshold: float = 0.10
     """Warn when general-text perplexity rises by more than this fraction, or a guard task's score drops by
@@ -101,7 +98,8 @@ class TrainConfig:
     check_after: bool = True
     """Run `llmworks models check` (stop-token check with greedy answers) on the result."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
         errors = []
         if self.method not in METHODS:
             errors.append(f"method={self.method!r} (choose one of {', '.join(METHODS)})")
@@ -124,19 +122,18 @@ class TrainConfig:
         if not self.data:
             errors.append("data is empty (give data=path.jsonl or a list in the YAML)")
         if errors:
-            raise UserError(f"bad training config: {'; '.join(errors)}.", "Fix these keys and run again.")
+            raise ValueError("; ".join(errors))
+        return self
 
     @property
     def uses_peft(self) -> bool:
         return self.method in ("lora", "dora", "qlora")
 
 
-@dataclass
 class SFTConfig(TrainConfig):
     """Supervised fine-tuning on chat data: loss on every assistant turn, end-of-turn token included."""
 
 
-@dataclass
 class DPOConfig(TrainConfig):
     """Direct preference optimisation on prompt/chosen/rejected records."""
 
@@ -144,87 +141,23 @@ class DPOConfig(TrainConfig):
     """DPO temperature: how far the policy may move from the reference."""
     lr: float = 5e-5
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    @model_validator(mode="after")
+    def _positive_beta(self) -> Self:
         if self.beta <= 0:
-            raise UserError(f"bad training config: beta={self.beta} (must be > 0).", "")
+            raise ValueError(f"beta={self.beta} (must be > 0)")
+        return self
 
 
-@dataclass
 class PretrainConfig(TrainConfig):
     """Continued pre-training on plain text: every token is a target, samples are packed."""
 
     packing: bool = True
 
 
-def load_config(cls: type[TrainConfig], path: str | Path | None, overrides: list[str]) -> TrainConfig:
+def load_config(cls: type[C], path: str | Path | None, overrides: list[str]) -> C:
     """`cls` filled from the YAML at `path` (optional), then from `key=value` overrides."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"no such config file: {p}.", "Give a YAML recipe, e.g. configs/demo-sft.yaml.")
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise UserError(f"{p} is not a YAML mapping of config keys.", "Write one `key: value` per line.")
-        values.update(loaded)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(
-                f"override {item!r} is not key=value.", "Write overrides as key=value, e.g. lr=1e-4."
-            )
-        values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise UserError(
-            f"unknown config keys for {cls.__name__}: {', '.join(unknown)}.",
-            f"Known keys: {', '.join(fields)}.",
-        )
-    hints = typing.get_type_hints(cls)
-    errors = []
-    for key, value in values.items():
-        try:
-            values[key] = _coerce(value, hints[key])
-        except (TypeError, ValueError):
-            errors.append(f"{key}={value!r} (expected {_type_name(hints[key])})")
-    if errors:
-        raise UserError(f"bad training config: {'; '.join(errors)}.", "Fix these values and run again.")
-    return cls(**values)
+    return cls.resolve(path, overrides)
 
 
 def to_yaml(cfg: TrainConfig) -> str:
-    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False, allow_unicode=True)
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    if typing.get_origin(hint) is list:
-        if isinstance(value, str):  # `data=a.jsonl,b.jsonl` on the command line
-            value = [v for v in value.split(",") if v]
-        if not isinstance(value, list):
-            raise TypeError
-        return [str(v) for v in value]
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError
-    if hint is int:
-        if isinstance(value, bool) or not float(value).is_integer():
-            raise TypeError
-        return int(value)
-    if hint is float:
-        if isinstance(value, bool):
-            raise TypeError
-        return float(value)
-    if hint is str:
-        if isinstance(value, dict | list):
-            raise TypeError
-        return "" if value is None else str(value)
-    return value
-
-
-def _type_name(hint: Any) -> str:
-    if isinstance(hint, types.GenericAlias):
-        return "a list"
-    return getattr(hint, "__name__", str(hint))
+    return cfg.to_yaml()
