@@ -89,7 +89,7 @@ async def chat_completion(
         )
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     n_logprobs = (body.top_logprobs or 0) if body.logprobs else None
-    opts = _options(body, body.max_completion_tokens or body.max_tokens or 0)
+    opts = chat_options(body)
     try:
         prompt, ids, params = chat_request(eng, messages, opts, logprobs=n_logprobs)
     except UserError as e:
@@ -335,6 +335,10 @@ def _prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str 
 # -- shared plumbing --
 
 
+def chat_options(body: ChatCompletionRequest) -> GenOptions:
+    return _options(body, body.max_completion_tokens or body.max_tokens or 0)
+
+
 def _options(body: Any, max_tokens: int) -> GenOptions:
     """The request's sampling options (OpenAI's defaults: temperature 1)."""
     return GenOptions(
@@ -533,4 +537,4 @@ def _data(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-__all__ = ["ApiError", "chat_completion", "completion"]
+__all__ = ["ApiError", "chat_completion", "chat_options", "completion"]
