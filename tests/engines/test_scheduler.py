@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -35,7 +35,7 @@ EOS = 0
 class FakeEngine:
     name = "fake"
     context_length = 64
-    eos_ids = {EOS}
+    eos_ids: ClassVar[set[int]] = {EOS}
 
     @staticmethod
     def detokenize(ids: Any) -> str:

@@ -80,7 +80,7 @@ def test_forced_calls_and_response_formats_are_constraints(template: ChatTemplat
             tools=[TOOL],
             tool_choice={"function": {"name": "nope"}},
         )
-    with pytest.raises(UserError, match="json_schema.schema"):
+    with pytest.raises(UserError, match=r"json_schema\.schema"):
         render_chat(template, [{"role": "user", "content": "x"}], response_format={"type": "json_schema"})
 
 
