@@ -17,16 +17,12 @@ user) is best effort, not a security boundary; run untrusted model code in a con
 
 from __future__ import annotations
 
-import functools
 import gzip
 import importlib.util
 import json
 import logging
 import math
-import os
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import zlib
@@ -36,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from llmworks import sandbox
 from llmworks.errors import UserError
+from llmworks.sandbox import netns_prefix as _netns_prefix
 
 log = logging.getLogger(__name__)
 
@@ -157,24 +155,12 @@ def check_completion(
     program = f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})"
     with tempfile.TemporaryDirectory(prefix="llmworks-exec-") as tmp:
         Path(tmp, "program.py").write_text(program, encoding="utf-8")
-        env = {"PATH": os.defpath, "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8"}
         cmd = [*_netns_prefix(), sys.executable, "-I", "-c", _CHILD, str(timeout), str(memory_mb << 20)]
-        with subprocess.Popen(
-            cmd,
-            cwd=tmp,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        ) as proc:
-            try:
-                out, _ = proc.communicate(timeout=timeout + _STARTUP_GRACE)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # the group: anything the completion started dies too
-                proc.wait()
-                return False, "timed out"
-    result = _result(out, proc.returncode)
+        done = sandbox.run(cmd, tmp, sandbox.child_env(tmp), timeout + _STARTUP_GRACE)
+    if done is None:
+        return False, "timed out"
+    out, returncode = done
+    result = _result(out, returncode)
     return result == "passed", result
 
 
@@ -239,24 +225,6 @@ def _problem(line: str, where: str) -> dict:
             f"{where}: missing or non-string {', '.join(missing)}.", f"Problems need {', '.join(_REQUIRED)}."
         )
     return row
-
-
-@functools.cache
-def _netns_prefix() -> tuple[str, ...]:
-    """`unshare ... --net` when an empty network namespace can be made unprivileged here, else ()."""
-    unshare = shutil.which("unshare")
-    if unshare is not None:
-        prefix = (unshare, "--user", "--map-root-user", "--net")
-        try:
-            probe = subprocess.run(
-                [*prefix, sys.executable, "-I", "-c", "pass"], capture_output=True, timeout=30
-            )
-            if probe.returncode == 0:
-                return prefix
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    log.warning("no network namespace available: code execution blocks sockets in-process only (best effort)")
-    return ()
 
 
 def _result(out: bytes, returncode: int) -> str:
