@@ -11,6 +11,7 @@ import sys
 import typer
 
 from llmworks import __version__
+from llmworks.agent import cli as agent_cli
 from llmworks.chat import cli as chat_cli
 from llmworks.data import cli as data_cli
 from llmworks.environment import configure_environment
@@ -24,7 +25,7 @@ from llmworks.train import cli as train_cli
 
 app = typer.Typer(
     name="llmworks",
-    help="Open-LLM toolkit: models, chat, data, train, serve, bench; more stages land here as they are built.",
+    help="Open-LLM toolkit: models, chat, data, train, serve, bench, eval, agent; more stages land here as they are built.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -38,6 +39,7 @@ GROUPS: dict[str, typer.Typer] = {
     "export": export_cli.app,
     "bench": bench_cli.app,
     "eval": eval_cli.app,
+    "agent": agent_cli.app,
 }
 COMMANDS = {
     "chat": chat_cli.chat,

@@ -28,6 +28,10 @@ MAX_GRAMMAR_CHARS = 1_000_000
 compile: refused as the client's error."""
 
 
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
 class LlamaCppEngine(Engine):
     def __init__(
         self,
@@ -134,6 +138,10 @@ class LlamaCppEngine(Engine):
                     f"the JSON schema cannot be turned into a grammar: {type(e).__name__}: {e}",
                     "Simplify the schema.",
                 ) from None
+        # JSON strings cannot hold raw control characters, but the converter's `char` rule lets them through
+        # (a model then writes a raw newline, and the "constrained" output does not parse): exclude them, as
+        # llama.cpp's own json-schema-to-grammar does.
+        gbnf = gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
         if len(gbnf) > MAX_GRAMMAR_CHARS:
             raise UserError(
                 f"the JSON schema makes a grammar of {len(gbnf):,} characters (at most {MAX_GRAMMAR_CHARS:,}): "

@@ -1,0 +1,324 @@
+"""`llmworks agent run|chat|search|tools|roleplay`: agents on the command line, steps shown as they happen.
+
+    llmworks agent run "What is 17% of 2,340, and plot 1..10 squared" --tools python,calculator,chart
+    llmworks agent run configs/agents/doc-helper.yaml "Which encoder is faster?"
+    llmworks agent chat configs/agents/doc-helper.yaml
+    llmworks agent search --kb configs/agents/manual "Compare the two encoders and say which is faster" -o out/s
+    llmworks agent tools
+    llmworks agent roleplay configs/agents/teacher.yaml configs/agents/student.yaml --task "..."
+
+Positional arguments are an optional CONFIG.yaml then the task; `key=value` words override config keys.
+Every run appends its trajectory to OUT/trajectories.jsonl (messages + tool_calls, for `llmworks train`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from llmworks.agent.config import AgentConfig
+    from llmworks.agent.run import Step
+
+app = typer.Typer(
+    help="Agents: tools, function-calling / ReAct / plan-and-execute loops, a planner, agents from configs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+Args = Annotated[
+    list[str] | None, typer.Argument(help="[CONFIG.yaml] TASK, then key=value overrides.", show_default=False)
+]
+Tools = Annotated[
+    str | None, typer.Option("--tools", help="Comma-separated tools (see `llmworks agent tools`).")
+]
+Loop = Annotated[str | None, typer.Option("--loop", help="tools (function calling) | react | plan.")]
+Kb = Annotated[
+    list[str] | None, typer.Option("--kb", help="A knowledge base (folder or RAG name); repeatable.")
+]
+Model = Annotated[str | None, typer.Option("--model", help="The chat model (default: the embedded one).")]
+BaseUrl = Annotated[str | None, typer.Option("--base-url", help="An OpenAI-compatible server to use.")]
+Out = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Where trajectories and files go (default: out/agent/NAME)."),
+]
+Constrain = Annotated[
+    bool | None,
+    typer.Option("--constrain/--no-constrain", help="Constrain actions with a grammar (default: on)."),
+]
+
+
+@app.command()
+def run(
+    args: Args = None,
+    tools: Tools = None,
+    loop: Loop = None,
+    kb: Kb = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    constrain: Constrain = None,
+    output: Out = None,
+) -> None:
+    """Run an agent on one task: its steps as they happen, then the answer."""
+    cfg, words = _config(args, tools, loop, kb, model, base_url, constrain)
+    if not words:
+        raise typer.BadParameter('give the task, e.g. llmworks agent run "What is 17% of 2340?"')
+    task = " ".join(words)
+    agent, out, console = _agent(cfg, output)
+    try:
+        console.print(
+            f"[dim]agent {cfg.name} · loop {cfg.loop} · tools {', '.join(t.name for t in agent.tools)}[/dim]"
+        )
+        stream = agent.run_stream(task)
+        for step in stream:
+            show_step(console, step)
+        assert stream.result is not None
+        _summary(console, stream.result, out)
+    finally:
+        agent.close()
+
+
+@app.command()
+def chat(
+    args: Args = None,
+    tools: Tools = None,
+    loop: Loop = None,
+    kb: Kb = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    constrain: Constrain = None,
+    output: Out = None,
+) -> None:
+    """Chat with an agent, several turns (it remembers the conversation); an empty line or Ctrl-D ends it."""
+    cfg, words = _config(args, tools, loop, kb, model, base_url, constrain)
+    agent, out, console = _agent(cfg, output)
+    history: list[dict[str, Any]] = []
+    if cfg.suggestions:
+        console.print("[dim]Try: " + " · ".join(cfg.suggestions) + "[/dim]")
+    pending = " ".join(words) if words else None
+    try:
+        while True:
+            if pending is None:
+                try:
+                    pending = console.input("[bold]you>[/bold] ").strip()
+                except EOFError:
+                    break
+                if not pending:
+                    break
+            stream = agent.run_stream(pending, history)
+            for step in stream:
+                show_step(console, step)
+            assert stream.result is not None
+            history += [
+                {"role": "user", "content": pending},
+                {"role": "assistant", "content": stream.result.answer},
+            ]
+            pending = None
+    finally:
+        agent.close()
+    console.print(f"[dim]trajectories: {out / 'trajectories.jsonl'}[/dim]")
+
+
+@app.command()
+def search(
+    question: Annotated[list[str], typer.Argument(help="The question.", show_default=False)],
+    kb: Kb = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    nodes: Annotated[int, typer.Option("--nodes", help="At most this many sub-questions.")] = 4,
+    sequential: Annotated[
+        bool, typer.Option("--sequential", help="Run the nodes one after another.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write graph.html and result.json here.")
+    ] = None,
+) -> None:
+    """Plan a graph of sub-questions, search them in parallel, answer with the sources (MindSearch-style)."""
+    import json
+
+    from rich.console import Console
+
+    from llmworks.agent.knowledge import open_kb
+    from llmworks.agent.planner import Planner
+    from llmworks.client import make_client
+
+    if not kb:
+        raise typer.BadParameter("give at least one knowledge base: --kb DIR (or a RAG knowledge base name)")
+    if nodes < 1 or nodes > 8:
+        raise typer.BadParameter("--nodes must be 1..8")
+    console = Console(stderr=True)
+    kbs = [open_kb(k, Path.cwd()) for k in kb]
+    with make_client(model, base_url, parallel=nodes) as client:
+        planner = Planner(client, kbs, max_nodes=nodes)
+        stream = planner.run_stream(" ".join(question), parallel=not sequential)
+        for step in stream:
+            show_step(console, step)
+    result = stream.result
+    assert result is not None
+    if output is not None:
+        from llmworks.agent.graph_html import graph_html
+        from llmworks.atomic import atomic_write
+
+        atomic_write(output / "graph.html", graph_html(result))
+        atomic_write(output / "result.json", json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        console.print(f"graph: {output / 'graph.html'}")
+
+
+@app.command("tools")
+def list_tools(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the OpenAI tool schemas as JSON.")] = False,
+) -> None:
+    """The built-in tools and their parameter schemas."""
+    import json
+
+    from llmworks.agent.tools import builtin_specs
+
+    specs = builtin_specs()
+    if as_json:
+        print(json.dumps(specs, indent=2, ensure_ascii=False))
+        return
+    for s in specs:
+        fn = s["function"]
+        print(f"{fn['name']}: {fn['description']}")
+        print(f"  parameters: {json.dumps(fn['parameters'], ensure_ascii=False)}")
+
+
+@app.command()
+def roleplay(
+    configs: Annotated[
+        list[Path], typer.Argument(help="Two agent configs: the one who instructs, then the one who solves.")
+    ],
+    task: Annotated[str, typer.Option("--task", help="The task they work on together.")],
+    turns: Annotated[int, typer.Option("--turns", help="At most this many turns each.")] = 4,
+    stop: Annotated[str, typer.Option("--stop", help="The phrase that ends the conversation.")] = "TASK_DONE",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where the transcript goes.")] = None,
+) -> None:
+    """Two agents talk (Camel-style): the first instructs, the second solves, until the stop phrase."""
+    from rich.console import Console
+
+    from llmworks.agent.config import build_agent, load_agent_config
+    from llmworks.agent.roleplay import roleplay as run_roleplay
+    from llmworks.client import make_client
+
+    if len(configs) != 2:
+        raise typer.BadParameter("give exactly two agent configs: the instructor, then the solver")
+    console = Console(stderr=True)
+    a_cfg, b_cfg = (load_agent_config(p) for p in configs)
+    out = output or Path("out/agent/roleplay")
+    client = make_client(a_cfg.model, a_cfg.base_url, a_cfg.api_key)
+    same = (a_cfg.model, a_cfg.base_url) == (b_cfg.model, b_cfg.base_url)
+    a = build_agent(a_cfg, client, out / "files" / a_cfg.name)
+    b = build_agent(b_cfg, client if same else None, out / "files" / b_cfg.name)
+    try:
+        transcript = run_roleplay(
+            a, b, task, turns=turns, stop=stop, on_turn=lambda t: _show_turn(console, t)
+        )
+        path = transcript.save(out / "transcript.jsonl")
+        console.print(
+            f"[dim]{len(transcript.turns)} turns, ended by {transcript.ended}; transcript: {path}[/dim]"
+        )
+    finally:
+        a.close()
+        b.close()
+        client.close()
+
+
+# -- helpers --
+
+
+def _config(
+    args: list[str] | None,
+    tools: str | None,
+    loop: str | None,
+    kb: list[str] | None,
+    model: str | None,
+    base_url: str | None,
+    constrain: bool | None,
+) -> tuple[AgentConfig, list[str]]:
+    from llmworks.agent.config import load_agent_config
+
+    words = [a for a in args or [] if not _OVERRIDE.match(a)]
+    overrides = [a for a in args or [] if _OVERRIDE.match(a)]
+    path = words.pop(0) if words and words[0].endswith((".yaml", ".yml")) else None
+    flags: dict[str, Any] = {"loop": loop, "model": model, "base_url": base_url, "constrain": constrain}
+    if tools is not None:
+        flags["tools"] = [t.strip() for t in tools.split(",") if t.strip()]
+    if kb:
+        flags["kbs"] = kb
+        if tools is None and path is None:
+            flags["tools"] = ["kb_search"]
+    return load_agent_config(path, overrides, **flags), words
+
+
+def _agent(cfg: AgentConfig, output: Path | None) -> tuple[Any, Path, Console]:
+    import time
+
+    from rich.console import Console
+
+    from llmworks.agent.config import build_agent
+
+    console = Console(stderr=True)
+    out = output or Path("out/agent") / cfg.name
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    agent = build_agent(cfg, files_dir=out / "files" / run_id, trajectory=out / "trajectories.jsonl")
+    cfg.save(out / "config.yaml", f"llmworks agent run --config {out / 'config.yaml'}")
+    return agent, out, console
+
+
+def show_step(console: Console, step: Step) -> None:
+    """One step, as the terminal shows it."""
+    import json
+
+    from rich.markup import escape
+
+    if step.kind == "thought":
+        console.print(f"[cyan]thought[/cyan] {escape(step.text)}")
+    elif step.kind == "call":
+        args = (
+            json.dumps(step.arguments, ensure_ascii=False)
+            if not isinstance(step.arguments, str)
+            else step.arguments
+        )
+        console.print(f"[yellow]→ {escape(step.tool or '')}[/yellow] {escape(args)}")
+    elif step.kind == "observation":
+        text = step.text if len(step.text) < 600 else step.text[:600] + " …"
+        color = "red" if step.error else "green"
+        console.print(f"[{color}]← {escape(text)}[/{color}]")
+        for f in step.files:
+            console.print(f"  [dim]file: {escape(f)}[/dim]")
+    elif step.kind == "notice":
+        console.print(f"[magenta]! {escape(step.text)}[/magenta]")
+    elif step.kind == "graph":
+        for n in (step.data or {}).get("nodes", []):
+            deps = f" (after {', '.join(f'#{d}' for d in n['depends_on'])})" if n["depends_on"] else ""
+            console.print(f"[cyan]node #{n['id']}[/cyan] {escape(n['question'])}{deps}")
+    elif step.kind == "node":
+        n = step.data or {}
+        if n.get("status") == "done":
+            console.print(
+                f"[green]✓ #{n['id']}[/green] {escape(n['answer'])} [dim]({n['seconds']:.1f} s)[/dim]"
+            )
+    elif step.kind == "answer":
+        print(step.text, flush=True)  # the answer alone on stdout, so it can be piped
+
+
+def _summary(console: Console, result: Any, out: Path) -> None:
+    console.print(
+        f"[dim]{result.requests} model calls, {result.tool_calls} tool calls, "
+        f"{result.prompt_tokens + result.completion_tokens} tokens, {result.seconds:.1f} s"
+        + (f"; stopped: {result.stopped}" if result.stopped else "")
+        + f"; trajectory: {out / 'trajectories.jsonl'}[/dim]"
+    )
+
+
+def _show_turn(console: Console, turn: Any) -> None:
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(turn.speaker)}[/bold]: {escape(turn.text)}")
