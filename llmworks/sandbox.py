@@ -172,7 +172,7 @@ class CellResult:
             parts.append("[the interpreter was restarted: variables from earlier calls are gone]")
         if self.files:
             parts.append("[files: " + ", ".join(p.name for p in self.files) + "]")
-        return "\n".join(parts) if parts else "(no output)"
+        return "\n".join(parts) if parts else "(no output: print() what you want to see)"
 
 
 class PythonSandbox:

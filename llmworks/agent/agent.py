@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmworks.agent.loops import LOOPS, react_system
+from llmworks.agent.examples import examples_for
+from llmworks.agent.loops import LOOPS
 from llmworks.agent.run import Budget, Run, RunResult, Step
 from llmworks.agent.tools.base import FunctionTool, Tool, ToolResult
 from llmworks.client.base import Client
@@ -57,10 +58,12 @@ class Agent:
         temperature: float = 0.0,
         seed: int | None = 0,
         trajectory: Path | str | None = None,
+        examples: bool = True,
     ) -> None:
         """`client`: None loads the embedded model in this process (on first use). `constrain`: constrain
         each action to the tool registry (a grammar on llama.cpp). `trajectory`: a JSONL file each run
-        appends its conversation to (messages + tool_calls, the format `llmworks train` reads)."""
+        appends its conversation to (messages + tool_calls, the format `llmworks train` reads).
+        `examples`: show worked examples of the loop's format first (llmworks.agent.examples)."""
         if loop not in LOOPS:
             raise UserError(f"unknown loop '{loop}'.", f"Choose one of: {', '.join(LOOPS)}.")
         self.tools = [t if isinstance(t, Tool) else FunctionTool(t) for t in tools]
@@ -80,6 +83,7 @@ class Agent:
         self.temperature = temperature
         self.seed = seed
         self.trajectory = Path(trajectory) if trajectory else None
+        self.examples = examples
         self._lock = threading.Lock()
 
     @property
@@ -109,15 +113,18 @@ class Agent:
         return AgentRun(self, task.strip(), list(history), cancelled)
 
     def messages_for(self, run: Run, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        system = self.instructions.strip() or DEFAULT_INSTRUCTIONS
-        if self.loop == "react":
-            system = react_system(run, system)
+        """The conversation a run starts from: the loop's system prompt, its worked examples, the earlier
+        turns, the task. Sets `run.demo_count` (trajectories leave the examples out)."""
+        loop = LOOPS[self.loop]
+        system = loop.system(run, self.instructions.strip() or DEFAULT_INSTRUCTIONS)
+        demos = loop.demos(examples_for(run.tools), self.constrain) if self.examples else []
+        run.demo_count = len(demos)
         turns = [
             {"role": m["role"], "content": m.get("content") or ""}
             for m in history
             if m.get("role") in ("user", "assistant") and (m.get("content") or "").strip()
         ]
-        return [{"role": "system", "content": system}, *turns, {"role": "user", "content": run.task}]
+        return [{"role": "system", "content": system}, *demos, *turns, {"role": "user", "content": run.task}]
 
     def as_tool(self) -> AgentTool:
         """This agent as a tool of another (a manager hands it sub-tasks)."""
@@ -167,7 +174,7 @@ class AgentRun:
             )
             run.messages = a.messages_for(run, history)
             try:
-                for step in LOOPS[a.loop](run):
+                for step in LOOPS[a.loop].run(run):
                     run.steps.append(step)
                     yield step
             finally:

@@ -135,6 +135,8 @@ class Run:
         self.requests = self.prompt_tokens = self.completion_tokens = 0
         self.tool_calls = self.malformed = 0
         self.loop = loop
+        self.demo_count = 0
+        """Worked examples after the system message (left out of the trajectory)."""
         self._cancelled = cancelled or (lambda: False)
         self.tool_specs: list[dict[str, Any]] = [t.spec() for t in tools]
         self.bounded_specs = [bounded_spec(s, budget.step_tokens) for s in self.tool_specs]
@@ -248,7 +250,7 @@ class Run:
         return RunResult(
             answer=self.answer or "",
             steps=self.steps,
-            messages=self.messages,
+            messages=[*self.messages[:1], *self.messages[1 + self.demo_count :]],
             tools=self.tool_specs,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,

@@ -66,6 +66,20 @@ def test_function_calling_runs_a_tool_then_answers(tmp_path: Path) -> None:
     assert parse(line).tools[0]["function"]["name"] == "calculator"  # the training data parser reads it
 
 
+def test_worked_examples_precede_the_task_and_stay_out_of_the_trajectory() -> None:
+    client = ScriptedClient([final("4")])
+    result = Agent([Calculator()], client).run("What is 2+2?")
+    sent = client.calls[0][0]
+    # The tool-free example first, the calculator's last (small models copy the latest turn), each
+    # answered by a final_answer call since the calls are constrained.
+    roles = [m["role"] for m in sent]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "tool", "assistant", "user"]
+    assert sent[1]["content"] == "What is the capital of Italy?" and sent[3]["content"] == "What is 6 * 7?"
+    assert sent[2]["tool_calls"][0]["function"]["name"] == "final_answer"
+    assert sent[-1]["content"] == "What is 2+2?"
+    assert [m["role"] for m in result.messages] == ["system", "user", "assistant"]
+
+
 def test_errors_go_back_to_the_model() -> None:
     client = ScriptedClient(
         [
@@ -75,7 +89,7 @@ def test_errors_go_back_to_the_model() -> None:
             final("none"),
         ]
     )
-    result = Agent([Calculator()], client).run("Divide one by zero.")
+    result = Agent([Calculator()], client, examples=False).run("Divide one by zero.")
     obs = [s.text for s in result.steps if s.kind == "observation"]
     assert "there is no tool 'shell'" in obs[0] and "bad arguments for calculator" in obs[1]
     assert "division by zero" in obs[2]
@@ -142,7 +156,7 @@ def test_the_python_tool_fails_safely_and_the_agent_goes_on(tmp_path: Path) -> N
     assert "out of memory" in obs[3].text and "printed more than" in obs[4].text
 
 
-def test_react_constrained_steps_render_as_the_text_protocol() -> None:
+def test_react_constrained_steps_are_json_steps() -> None:
     client = ScriptedClient(
         [
             json.dumps(
@@ -151,7 +165,7 @@ def test_react_constrained_steps_render_as_the_text_protocol() -> None:
             json.dumps({"thought": "I know the answer.", "action": "Final Answer", "action_input": "42"}),
         ]
     )
-    result = Agent([Calculator()], client, loop="react").run("What is 6 times 7?")
+    result = Agent([Calculator()], client, loop="react", examples=False).run("What is 6 times 7?")
     assert result.answer == "42" and [s.kind for s in result.steps] == [
         "thought",
         "call",
@@ -160,10 +174,8 @@ def test_react_constrained_steps_render_as_the_text_protocol() -> None:
         "answer",
     ]
     msgs, opts = client.calls[1]
-    assert "Action: the tool to use, one of [calculator]" in msgs[0]["content"]
-    assert (
-        msgs[2]["content"] == 'Thought: Compute it.\nAction: calculator\nAction Input: {"expression": "6*7"}'
-    )
+    assert '"action": the tool to use, one of [calculator]' in msgs[0]["content"]
+    assert json.loads(msgs[2]["content"])["action_input"] == {"expression": "6*7"}
     assert msgs[3] == {"role": "user", "content": "Observation: 42"}
     schema = opts.response_format["json_schema"]["schema"]
     assert [o["properties"]["action"]["const"] for o in schema["anyOf"]] == ["calculator", "Final Answer"]
@@ -177,8 +189,10 @@ def test_react_text_is_parsed_and_bad_replies_reported() -> None:
             "Thought: done\nFinal Answer: 32",
         ]
     )
-    result = Agent([Calculator()], client, loop="react", constrain=False).run("2 to the 5th?")
+    result = Agent([Calculator()], client, loop="react", constrain=False, examples=False).run("2 to the 5th?")
     assert result.answer == "32" and result.malformed == 1
+    assert "Action: the tool to use, one of [calculator]" in client.calls[0][0][0]["content"]
+    assert client.calls[2][0][4]["content"].startswith("Thought: use the calculator\nAction: calculator")
     assert client.calls[0][1].stop == ("\nObservation:", "Observation:")
     assert "follow the format" in client.calls[1][0][-1]["content"]
 
@@ -195,6 +209,11 @@ def test_plan_and_execute_fills_placeholders() -> None:
     calls = [s.arguments for s in result.steps if s.kind == "call"]
     assert calls == [{"expression": "12 * 12"}, {"expression": "144 - 44"}]
     assert result.answer == "100" and result.requests == 2
+    assert client.calls[0][0][-1] == {"role": "user", "content": "Task: 12 squared minus 44?"}
+    demo_plans = [
+        json.loads(m["content"])["steps"] for m in client.calls[0][0][1:-1] if m["role"] == "assistant"
+    ]
+    assert demo_plans == [[], [{"tool": "calculator", "arguments": {"expression": "6 * 7"}}]]
     solve = client.calls[1][0][-1]["content"]
     assert "#E2 = calculator" in solve and "Result: 100" in solve
     assert client.calls[0][1].response_format["json_schema"]["name"] == "plan"
@@ -244,7 +263,7 @@ def test_bad_agent_definitions() -> None:
 def test_history_is_kept_across_turns() -> None:
     client = ScriptedClient([final("Your name is Ada.")])
     history = [{"role": "user", "content": "My name is Ada."}, {"role": "assistant", "content": "Hello Ada!"}]
-    Agent([Calculator()], client).run("What is my name?", history=history)
+    Agent([Calculator()], client, examples=False).run("What is my name?", history=history)
     assert [m["content"] for m in client.calls[0][0][1:]] == [
         "My name is Ada.",
         "Hello Ada!",

@@ -120,13 +120,17 @@ def test_calculator_is_exact_and_refuses_code() -> None:
 def test_python_tool_keeps_state_and_strips_fences(tmp_path: Path) -> None:
     py = PythonTool(tmp_path)
     try:
-        assert run_tool(py, {"code": "```python\nx = [3, 1, 2]\n```"}).text == "(no output)"
+        assert run_tool(py, {"code": "```python\nx = [3, 1, 2]\n```"}).text.startswith("(no output")
         assert run_tool(py, {"code": "sorted(x)"}).text == "[1, 2, 3]"
         r = run_tool(py, {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])"})
         assert [p.name for p in r.files] == ["figure-1.png"] and (tmp_path / "figure-1.png").is_file()
     finally:
         py.close()
     assert clean_code("print(1)") == "print(1)"
+    # What the embedded model wraps code in: the JSON call's closing brace, a one-line call left open.
+    assert clean_code("print(sum([1, 2]))}") == "print(sum([1, 2]))"
+    assert clean_code("d = {'a': 1}") == "d = {'a': 1}"
+    assert clean_code("print(len('abc')") == "print(len('abc'))"
 
 
 def test_read_file_stays_inside_its_directories(tmp_path: Path) -> None:

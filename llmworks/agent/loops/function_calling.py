@@ -10,13 +10,15 @@ may also answer in plain text, and what it writes is checked like any untrusted 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+from llmworks.agent.examples import Example
 from llmworks.agent.run import Run, Step, bounded_spec, tool_message
 from llmworks.client.base import RequestFailed
 from llmworks.errors import UserError
 
-__all__ = ["FINAL_ANSWER", "run_function_calling"]
+__all__ = ["FINAL_ANSWER", "demo_messages", "run_function_calling"]
 
 FINAL_ANSWER = {
     "type": "function",
@@ -82,6 +84,30 @@ def run_function_calling(run: Run) -> Iterator[Step]:
         if run.repeats >= 2:
             yield from run.force_answer("the model repeated the same call")
             return
+
+
+def demo_messages(examples: Sequence[Example], constrain: bool) -> list[dict[str, Any]]:
+    """The examples as earlier turns: calls, results, then the answer (a final_answer call when the
+    answer must be a call, as with constrain)."""
+    msgs: list[dict[str, Any]] = []
+    for i, ex in enumerate(examples):
+        msgs.append({"role": "user", "content": ex.task})
+        calls = [*ex.calls, *([("final_answer", {"answer": ex.answer}, None)] if constrain else [])]
+        for j, (name, args, result) in enumerate(calls):
+            cid = f"call_example_{i}_{j}"
+            fn = {"name": name, "arguments": json.dumps(args, ensure_ascii=False)}
+            msgs.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": cid, "type": "function", "function": fn}],
+                }
+            )
+            if result is not None:
+                msgs.append({"role": "tool", "tool_call_id": cid, "name": name, "content": result})
+        if not constrain:
+            msgs.append({"role": "assistant", "content": ex.answer})
+    return msgs
 
 
 def _final_text(arguments: str) -> str | None:

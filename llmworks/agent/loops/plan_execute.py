@@ -5,19 +5,20 @@
    is constrained to a JSON schema built from the tool registry; without it, lines `#E1 = tool[{json}]`.
 2. Execute: each step in order, placeholders replaced by the evidence so far.
 3. Solve: one request with the task and the evidence, for the answer.
-Three model requests whatever the task, so its cost is known before it starts.
+Two model requests whatever the task, so its cost is known before it starts.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from llmworks.agent.examples import Example
 from llmworks.agent.run import Run, Step, answer_schema, parse_answer
 
-__all__ = ["plan_schema", "run_plan_execute"]
+__all__ = ["demo_messages", "plan_schema", "plan_system", "run_plan_execute"]
 
 MAX_PLAN_STEPS = 4
 _LINE = re.compile(r"#E(\d+)\s*=\s*([\w-]+)\s*\[(.*)\]\s*$")
@@ -48,7 +49,7 @@ def plan_schema(run: Run) -> dict[str, Any]:
     }
 
 
-def planner_prompt(run: Run) -> str:
+def plan_system(run: Run, instructions: str) -> str:
     tools = "\n".join(
         f"- {s['function']['name']}: {s['function']['description']} Arguments: "
         f"{json.dumps(s['function']['parameters'].get('properties', {}), ensure_ascii=False)}"
@@ -60,29 +61,39 @@ def planner_prompt(run: Run) -> str:
         else 'Write one line per step: #E1 = tool[{"argument": "value"}].'
     )
     return (
-        f"Task: {run.task}\n\nMake a plan to solve the task with these tools:\n{tools}\n\n"
+        f"{instructions}\n\nFor each task, make a plan that solves it with these tools:\n{tools}\n\n"
         f"Use at most {MAX_PLAN_STEPS} steps, as few as needed; no steps if no tool is needed. In an "
         "argument, #E1 stands for the result of step 1, #E2 for step 2. " + fmt
     )
 
 
+def demo_messages(examples: Sequence[Example], constrain: bool) -> list[dict[str, Any]]:
+    msgs: list[dict[str, Any]] = []
+    for ex in examples:
+        steps = [(name, args) for name, args, _ in ex.calls]
+        msgs += [
+            {"role": "user", "content": f"Task: {ex.task}"},
+            {"role": "assistant", "content": _plan_text(steps, constrain)},
+        ]
+    return msgs
+
+
 def run_plan_execute(run: Run) -> Iterator[Step]:
-    system = [m for m in run.messages if m.get("role") == "system"]
-    history = [m for m in run.messages[:-1] if m.get("role") != "system"]
-    plan_msgs = [*system, *history, {"role": "user", "content": planner_prompt(run)}]
+    run.messages[-1] = {"role": "user", "content": f"Task: {run.task}"}
     options: dict[str, Any] = {"max_tokens": run.budget.step_tokens * 2}
     if run.constrain:
         options["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": "plan", "schema": plan_schema(run)},
         }
-    r = run.chat(plan_msgs, **options)
+    r = run.chat(run.messages, **options)
     plan_text = r.content or ""
     steps = _plan_from_json(plan_text) if run.constrain else _plan_from_text(plan_text)
     if steps is None:
         run.malformed += 1
         steps = []
         yield Step("notice", "The plan could not be read; answering without tools.", error=True)
+    run.messages.append({"role": "assistant", "content": plan_text})
     yield Step(
         "thought", "Plan:\n" + _show(steps) if steps else "Plan: no tool is needed.", data={"plan": steps}
     )
@@ -94,10 +105,6 @@ def run_plan_execute(run: Run) -> Iterator[Step]:
         yield call
         yield obs
         evidence.append(obs.text)
-    run.messages += [
-        {"role": "user", "content": planner_prompt(run)},
-        {"role": "assistant", "content": plan_text},
-    ]
     solve = _solve_prompt(run, steps, evidence)
     run.messages.append({"role": "user", "content": solve})
     answer_opts: dict[str, Any] = {}
@@ -106,7 +113,11 @@ def run_plan_execute(run: Run) -> Iterator[Step]:
             "type": "json_schema",
             "json_schema": {"name": "final_answer", "schema": answer_schema(run.budget.step_tokens)},
         }
-    r = run.chat([*system, *history, {"role": "user", "content": solve}], **answer_opts)
+    system = run.messages[0]["content"].split("\n\nFor each task, make a plan")[0]
+    history = [m for m in run.messages[1 + run.demo_count : -3] if m["role"] in ("user", "assistant")]
+    r = run.chat(
+        [{"role": "system", "content": system}, *history, {"role": "user", "content": solve}], **answer_opts
+    )
     answer = parse_answer(r.content or "") if run.constrain else (r.content or "")
     run.messages.append({"role": "assistant", "content": answer})
     yield run.finish(answer)
@@ -135,6 +146,12 @@ def _fill(args: Any, evidence: list[str]) -> Any:
     if isinstance(args, list):
         return [_fill(v, evidence) for v in args]
     return args
+
+
+def _plan_text(steps: list[tuple[str, Any]], constrain: bool) -> str:
+    if constrain:
+        return json.dumps({"steps": [{"tool": n, "arguments": a} for n, a in steps]}, ensure_ascii=False)
+    return _show(steps) or "No steps."
 
 
 def _show(steps: list[tuple[str, Any]]) -> str:

@@ -9,20 +9,24 @@
 
 With `constrain` each step's reply is constrained (response_format json_schema, a grammar on llama.cpp) to
 `{"thought", "action", "action_input"}` where the action is a tool name or "Final Answer" and the input
-matches that tool's schema; the conversation still shows the step in the text protocol above. Without it
-the text is parsed, and a reply that does not follow the protocol is reported back to the model.
+matches that tool's schema (the thought comes first and is capped, so the model reasons before it acts,
+and the step always completes); the conversation keeps those JSON steps. Without it the text protocol
+above is parsed, and a reply that does not follow it is reported back to the model.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from llmworks.agent.run import Run, Step
+from llmworks.agent.examples import Example
+from llmworks.agent.run import Run, Step, bounded_spec
 
-__all__ = ["react_schema", "react_system", "run_react"]
+__all__ = ["demo_messages", "react_schema", "react_system", "run_react"]
+
+THOUGHT_CHARS = 120
 
 FINAL = "Final Answer"
 _ACTION = re.compile(r"Action\s*:\s*(.+?)\s*\n\s*Action\s*Input\s*:\s*(.*)", re.S)
@@ -31,14 +35,17 @@ _THOUGHT = re.compile(r"Thought\s*:\s*(.*?)(?=\n\s*(?:Action|Final\s*Answer)\s*:
 
 
 def react_system(run: Run, instructions: str) -> str:
-    tools = "\n".join(
-        f"- {s['function']['name']}: {s['function']['description']} Input: "
-        f"{json.dumps(s['function']['parameters'].get('properties', {}), ensure_ascii=False)}"
-        for s in run.tool_specs
-    )
+    if run.constrain:
+        fmt = (
+            'Answer with one JSON step: {"thought": what to do next, "action": the tool to use, one of '
+            f'[{", ".join(run.tools)}], "action_input": the tool\'s input}}. Then you get an Observation '
+            f'with the result. When you know the answer: {{"thought": "I know the answer.", "action": "{FINAL}", '
+            '"action_input": the answer}.'
+        )
+        return f"{instructions}\n\nYou can use these tools:\n{_tool_lines(run)}\n\n{fmt}".strip()
     names = ", ".join(run.tools)
     return (
-        f"{instructions}\n\nYou can use these tools:\n{tools}\n\n"
+        f"{instructions}\n\nYou can use these tools:\n{_tool_lines(run)}\n\n"
         "Answer in this format:\n"
         "Thought: what to do next\n"
         f"Action: the tool to use, one of [{names}]\n"
@@ -49,26 +56,63 @@ def react_system(run: Run, instructions: str) -> str:
     ).strip()
 
 
+def _tool_lines(run: Run) -> str:
+    return "\n".join(
+        f"- {s['function']['name']}: {s['function']['description']} Input: "
+        f"{json.dumps(s['function']['parameters'].get('properties', {}), ensure_ascii=False)}"
+        for s in run.tool_specs
+    )
+
+
+def demo_messages(examples: Sequence[Example], constrain: bool) -> list[dict[str, Any]]:
+    """The examples as earlier turns, in the step format the model must write."""
+    msgs: list[dict[str, Any]] = []
+    for ex in examples:
+        msgs.append({"role": "user", "content": ex.task})
+        for name, args, result in ex.calls:
+            msgs.append(
+                {"role": "assistant", "content": _step_text(constrain, f"I will use {name}.", name, args)}
+            )
+            msgs.append({"role": "user", "content": f"Observation: {result}"})
+        thought = "I know the answer." if ex.calls else "I can answer this directly."
+        msgs.append({"role": "assistant", "content": _step_text(constrain, thought, FINAL, ex.answer)})
+    return msgs
+
+
+def _step_text(constrain: bool, thought: str, action: str, action_input: Any) -> str:
+    if constrain:
+        return json.dumps(
+            {"thought": thought, "action": action, "action_input": action_input}, ensure_ascii=False
+        )
+    if action == FINAL:
+        return f"Thought: {thought}\n{FINAL}: {action_input}"
+    shown = action_input if isinstance(action_input, str) else json.dumps(action_input, ensure_ascii=False)
+    return f"Thought: {thought}\nAction: {action}\nAction Input: {shown}"
+
+
 def react_schema(run: Run) -> dict[str, Any]:
     options = [
         {
             "type": "object",
             "properties": {
-                "thought": {"type": "string"},
+                "thought": {"type": "string", "maxLength": THOUGHT_CHARS},
                 "action": {"const": s["function"]["name"]},
                 "action_input": s["function"]["parameters"],
             },
             "required": ["thought", "action", "action_input"],
         }
-        for s in run.bounded_specs
+        for s in (bounded_spec(t, run.budget.step_tokens - THOUGHT_CHARS) for t in run.tool_specs)
     ]
     options.append(
         {
             "type": "object",
             "properties": {
-                "thought": {"type": "string"},
+                "thought": {"type": "string", "maxLength": THOUGHT_CHARS},
                 "action": {"const": FINAL},
-                "action_input": {"type": "string"},
+                "action_input": {
+                    "type": "string",
+                    "maxLength": max(16, run.budget.step_tokens - 48 - THOUGHT_CHARS),
+                },
             },
             "required": ["thought", "action", "action_input"],
         }
@@ -110,13 +154,14 @@ def run_react(run: Run) -> Iterator[Step]:
             yield Step("thought", thought)
         if action == FINAL:
             answer = action_input if isinstance(action_input, str) else json.dumps(action_input)
-            run.messages.append({"role": "assistant", "content": f"Thought: {thought}\n{FINAL}: {answer}"})
+            run.messages.append(
+                {"role": "assistant", "content": _step_text(run.constrain, thought, FINAL, answer)}
+            )
             yield run.finish(answer)
             return
         args = action_input if isinstance(action_input, (dict, str)) else {}
-        shown = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
         run.messages.append(
-            {"role": "assistant", "content": f"Thought: {thought}\nAction: {action}\nAction Input: {shown}"}
+            {"role": "assistant", "content": _step_text(run.constrain, thought, action, args)}
         )
         call, obs = run.execute(action, args)
         yield call

@@ -113,7 +113,10 @@ def format_number(value: Fraction | float) -> str:
 
 
 def _normalize(text: str) -> str:
-    t = text.strip().rstrip("=?").strip()
+    t = text.strip()
+    while t.endswith("}") and t.count("}") > t.count("{"):  # the JSON brace a small model meant to close
+        t = t[:-1].rstrip()
+    t = t.rstrip("=?").strip()
     t = t.replace("×", "*").replace("÷", "/").replace("−", "-").replace("^", "**")
     t = re.sub(r"(?<=\d)\s*[xX]\s*(?=[\d(])", "*", t)
     if not re.search(r"[A-Za-z_]\w*\s*\(", t):  # no function calls: commas are thousands separators

@@ -51,6 +51,12 @@ class PythonTool(Tool):
 
 
 def clean_code(code: str) -> str:
-    """The code without a Markdown fence around it (small models often add one)."""
+    """The code without what small models wrap it in: a Markdown fence, or the `}` of the JSON call they
+    meant to close (a trailing brace that opens nowhere), or parentheses left open on a one-line call."""
     m = re.fullmatch(r"\s*```(?:python|py)?\s*\n(.*?)\n?```\s*", code, re.S)
-    return m.group(1) if m else code
+    code = m.group(1) if m else code
+    while code.rstrip().endswith("}") and code.count("}") > code.count("{"):
+        code = code.rstrip()[:-1]
+    if "\n" not in code.strip() and code.count("(") > code.count(")"):  # print(sum(x) <- one line left open
+        code = code.rstrip() + ")" * (code.count("(") - code.count(")"))
+    return code
