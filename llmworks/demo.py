@@ -6,7 +6,6 @@ Run: python -m llmworks.demo
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -69,13 +68,11 @@ def main() -> None:
         "10. Evaluate base vs fine-tuned: smoke set + held-out sentiment (llmworks eval run/compare)"
     )
     from llmworks.eval.demo import eval_demo
+    from llmworks.eval.report import print_comparison
 
     report = eval_demo(source.path, gguf, OUT / "eval", console)
-    rows = json.loads((report.parent / "compare.json").read_text())["rows"]
-    for row in rows:
-        if row["task"] in ("sentiment", "general-smoke"):
-            base, tuned = list(row["values"].values())
-            console.print(f"{row['task']} {row['metric']}: base {base:.2f} → tuned {tuned:.2f}")
+    console.print("[bold]the fine-tuning target and the general-ability guard, base → tuned:[/bold]")
+    print_comparison(report.parent / "compare.json", console, ["sentiment", "general-smoke"])
     console.rule("done")
     console.print(f"Evaluation comparison report: {report}")
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from llmworks.eval.config import EvalConfig
+
 app = typer.Typer(
     help="Evaluate: benchmarks (MC, math, code, NIAH, custom), model as judge, HTML reports, comparisons.",
     no_args_is_help=True,
@@ -15,50 +17,47 @@ app = typer.Typer(
 )
 
 
+def _help(key: str) -> str:
+    return EvalConfig.help_for(key)
+
+
 @app.command()
 def run(
-    tasks: Annotated[
-        str,
-        typer.Option("--tasks", help="Comma-separated: names (smoke, mmlu, ...), NAME=PATH, or task YAMLs."),
-    ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", help="A local model (default: the embedded one), or the served name with --base-url."
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="key=value settings (any EvalConfig key, e.g. limit=20 method=generate).", show_default=False
         ),
     ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option("--base-url", help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="A YAML file of EvalConfig keys (flags and key=value win)."),
     ] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", help="Its API key.")] = None,
-    output: Annotated[
-        str | None,
-        typer.Option("-o", "--output", help="Run directory (default out/eval/<model>); rerun to resume."),
-    ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most N samples per task.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight (HTTP).")] = 4,
-    shots: Annotated[
-        int, typer.Option("--shots", help="Few-shot examples (from the benchmark's dev/train files).")
-    ] = 0,
+    tasks: Annotated[str | None, typer.Option("--tasks", help=_help("tasks"))] = None,
+    model: Annotated[str | None, typer.Option("--model", help=_help("model"))] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help=_help("base_url"))] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help=_help("api_key"))] = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help=_help("output_dir"))] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help=_help("limit"))] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help=_help("concurrency"))] = None,
+    shots: Annotated[int | None, typer.Option("--shots", help=_help("shots"))] = None,
     chat: Annotated[
-        bool | None,
-        typer.Option("--chat/--no-chat", help="Chat template on/off (default: on if the model has one)."),
+        bool | None, typer.Option("--chat/--no-chat", help=_help("chat"), show_default=False)
     ] = None,
-    judge: Annotated[
-        str | None, typer.Option("--judge", help="Judge model (local) or URL for 'judge' metrics.")
-    ] = None,
-    engine: Annotated[
-        str | None, typer.Option("--engine", help="llamacpp | transformers (local models).")
-    ] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", help="Context length for a local model.")] = None,
-    retries: Annotated[int, typer.Option("--retries", help="Retries with backoff when a server fails.")] = 4,
+    method: Annotated[str | None, typer.Option("--method", help=_help("method"))] = None,
+    judge: Annotated[str | None, typer.Option("--judge", help=_help("judge"))] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help=_help("engine"))] = None,
+    ctx: Annotated[int | None, typer.Option("--ctx", help=_help("ctx"))] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help=_help("retries"))] = None,
+    harness: Annotated[str | None, typer.Option("--harness", help=_help("harness"))] = None,
 ) -> None:
-    """Run tasks against a model; write results.json and report.html."""
-    from llmworks.eval.runner import EvalConfig, evaluate
+    """Run tasks against a model; write results.json and report.html (the resolved config: config.yaml)."""
+    from llmworks.eval.runner import evaluate
 
-    cfg = EvalConfig(
-        tasks=[t for t in tasks.split(",") if t.strip()],
+    cfg = EvalConfig.resolve(
+        config,
+        overrides or [],
+        tasks=tasks,
         model=model,
         base_url=base_url,
         api_key=api_key,
@@ -67,10 +66,12 @@ def run(
         concurrency=concurrency,
         shots=shots,
         chat=chat,
+        method=method,
         judge=judge,
         engine=engine,
         ctx=ctx,
         retries=retries,
+        harness=harness,
     )
     evaluate(cfg)
 
@@ -82,10 +83,15 @@ def compare_cmd(
         Path, typer.Option("-o", "--output", help="Where compare.json and compare.html go.")
     ] = Path("out/eval/compare"),
 ) -> None:
-    """Put runs side by side with deltas to the first (the forgetting report after fine-tuning)."""
-    from llmworks.eval.report import compare
+    """Put runs side by side with deltas to the first, each tested for significance on the paired samples (the
+    forgetting report after fine-tuning); warns when runs scored a task differently."""
+    from rich.console import Console
 
-    path = compare(list(runs), output)
+    from llmworks.eval.report import compare, print_comparison
+
+    console = Console(stderr=True)
+    path = compare(list(runs), output, console)
+    print_comparison(path.parent / "compare.json", console)
     typer.echo(f"comparison: {path}")
 
 

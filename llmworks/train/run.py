@@ -39,7 +39,7 @@ class RunSummary:
     check_ok: bool | None = None
     check_findings: list[str] = field(default_factory=list)
     data: dict[str, int] = field(default_factory=dict)
-    guard: dict[str, dict[str, float]] = field(default_factory=dict)
+    guard: dict[str, dict[str, float | None]] = field(default_factory=dict)
     """Guard task scores, "task/metric" -> {"before", "after"}."""
 
 
@@ -127,31 +127,49 @@ def guard_eval(cfg: TrainConfig, model_dir: Path, when: str, console: Console) -
         highlight=False,
     )
     quiet = Console(stderr=True, quiet=True)
-    ecfg = EvalConfig(list(cfg.guard_tasks), model=str(model_dir), engine="transformers", output_dir=str(out))
+    ecfg = EvalConfig(
+        tasks=list(cfg.guard_tasks), model=str(model_dir), engine="transformers", output_dir=str(out)
+    )
     return evaluate(ecfg, quiet)
 
 
 def _guard_report(cfg: TrainConfig, before: Path, summary: RunSummary, console: Console) -> None:
+    """Before vs after on the guard tasks. A drop is forgetting only when the paired test on the per-sample
+    results (eval compare's: exact McNemar, or a paired bootstrap) finds it significant and it is larger than
+    `forgetting_threshold`; a larger drop the test cannot tell from noise is reported as such."""
     from llmworks.eval import compare
+    from llmworks.eval.report import describe_row
 
     after = guard_eval(cfg, Path(cfg.output_dir), "after", console)
     assert after is not None
-    report = compare([before, after], Path(cfg.output_dir) / "guard")
-    rows = json.loads((report.parent / "compare.json").read_text())["rows"]
-    for row in rows:
-        b, a = list(row["values"].values())
+    report = compare([before, after], Path(cfg.output_dir) / "guard", console)
+    data = json.loads((report.parent / "compare.json").read_text())
+    base, tuned = list(data["runs"])
+    for row in data["rows"]:
+        b, a = row["values"][base], row["values"][tuned]
         if b is None or a is None:
             continue
-        summary.guard[f"{row['task']}/{row['metric']}"] = {"before": b, "after": a}
-        line = f"forgetting guard: {row['task']} {row['metric']} {b:.3f} → {a:.3f} ({a - b:+.3f})"
-        if b - a > cfg.forgetting_threshold:
+        test = row["tests"].get(tuned)
+        summary.guard[f"{row['task']}/{row['metric']}"] = {
+            "before": b,
+            "after": a,
+            "p": test["p"] if test else None,
+            "n": test["n"] if test else None,
+        }
+        line = describe_row(row, tuned, base).replace("[", "\\[")
+        if b - a > cfg.forgetting_threshold and test is not None and test["significant"]:
             line = (
-                f"[yellow]warning: {line[len('forgetting guard: ') :]}, a drop of more than "
-                f"{cfg.forgetting_threshold:.2f}: the model is losing general ability. Mix general data in "
-                "(data: \\[task.jsonl, general.jsonl#500] or builtin:general), lower lr or train fewer steps."
-                "[/yellow]"
+                f"[yellow]warning: {line}, a significant drop of more than {cfg.forgetting_threshold:.2f}: "
+                "the model is losing general ability. Mix general data in (data: \\[task.jsonl, general.jsonl#500] "
+                "or builtin:general), lower lr or train fewer steps.[/yellow]"
             )
-        console.print(line)
+        elif b - a > cfg.forgetting_threshold:
+            line = (
+                f"forgetting guard: {line}: a drop the test cannot tell from noise at this n (not a warning)"
+            )
+        else:
+            line = f"forgetting guard: {line}"
+        console.print(line, highlight=False)
     console.print(f"forgetting report: {report}")
 
 
@@ -270,7 +288,8 @@ def model_card(cfg: TrainConfig, mode: str, source: ModelSource, s: RunSummary) 
     if s.general_ppl_before is not None and s.general_ppl_after is not None:
         lines.append(f"- General-text perplexity: {s.general_ppl_before:.3f} → {s.general_ppl_after:.3f}")
     for name, v in s.guard.items():
-        lines.append(f"- Forgetting guard, {name}: {v['before']:.3f} → {v['after']:.3f}")
+        p = f" (paired test p={v['p']:.2g}, n={v['n']})" if v.get("p") is not None else ""
+        lines.append(f"- Forgetting guard, {name}: {v['before']:.3f} → {v['after']:.3f}{p}")
     if s.check_ok is not None:
         lines.append(f"- Stop-token check: {'OK' if s.check_ok else 'FAILED'}")
         lines += [f"  - {f}" for f in s.check_findings]
