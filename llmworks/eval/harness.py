@@ -63,6 +63,10 @@ def run_lm_eval(cfg: EvalConfig, console: Console) -> Path:
             task_manager=manager,
             bootstrap_iters=1000,
         )
+    except ModuleNotFoundError as e:  # local-completions needs tenacity (lm-eval's [api] extra)
+        raise UserError(
+            f"lm-eval cannot run --model {model}: {e.msg}.", "pip install 'llmworks[harness]'"
+        ) from None
     except (KeyError, ValueError, FileNotFoundError, ConnectionError) as e:
         raise UserError(
             f"lm-eval could not run {', '.join(cfg.tasks)}: {e}.",
