@@ -14,7 +14,6 @@ from llmworks.chat.session import ChatSession
 from llmworks.client import make_client
 from llmworks.testing.server import start_server, stop_server
 
-
 TOOLS = [
     {
         "type": "function",
