@@ -72,9 +72,10 @@ class ServeConfig(StageConfig):
                 if getattr(self, k) != fields[k].get_default(call_default_factory=True)
             ]
             if given:
+                flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
                 errors.append(
-                    f"engine=vllm does not take {', '.join(given)}: vLLM schedules, batches and loads adapters "
-                    "by itself (drop them, or run `vllm serve` with its own options)"
+                    f"engine=vllm does not take {', '.join(given)} ({flags}): vLLM schedules and batches by itself "
+                    "(drop them, or run `vllm serve` with its own options)"
                 )
             if len(self.models) > 1:
                 errors.append("engine=vllm serves one model per server (start one server per model)")
