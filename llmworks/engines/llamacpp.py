@@ -23,6 +23,10 @@ from llmworks.models.gguf_meta import diagnose
 from llmworks.models.sources import ModelSource
 from llmworks.models.template import ChatTemplate
 
+MAX_GRAMMAR_CHARS = 1_000_000
+"""Larger grammars (a schema's huge length bounds expand into repeated rules) take seconds and memory to
+compile: refused as the client's error."""
+
 
 class LlamaCppEngine(Engine):
     def __init__(
@@ -130,6 +134,12 @@ class LlamaCppEngine(Engine):
                     f"the JSON schema cannot be turned into a grammar: {type(e).__name__}: {e}",
                     "Simplify the schema.",
                 ) from None
+        if len(gbnf) > MAX_GRAMMAR_CHARS:
+            raise UserError(
+                f"the JSON schema makes a grammar of {len(gbnf):,} characters (at most {MAX_GRAMMAR_CHARS:,}): "
+                "its length or count bounds are too large.",
+                "Lower minLength/maxLength/minItems/maxItems in the schema.",
+            )
         self.runner.check_grammar(gbnf)
         return Grammar(gbnf)
 

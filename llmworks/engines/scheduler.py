@@ -258,11 +258,11 @@ class BatchScheduler(Scheduler):
                 outputs = self.runner.step()
             except Exception as e:  # fails the requests of this step, not the server (unless it persists)
                 failures += 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise  # the engine is dead: _run fails everything, these requests included
                 for seq_id, (req, _) in list(self.active.items()):
                     self._fail(req, e, "decoding")
                     self._finish(seq_id, forget=True)
-                if failures >= MAX_CONSECUTIVE_FAILURES:
-                    raise
                 continue
             failures = 0
             for out in outputs:
@@ -364,12 +364,11 @@ class SerialScheduler(Scheduler):
                 failures = 0
             except Exception as e:  # fails this batch; a UserError is the client's and says nothing of us
                 failures += 0 if isinstance(e, UserError) else 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise  # the engine is dead: _run fails everything, this batch included
                 for r in batch:
                     self._fail(r, e, "generating" if r.seq.generate else "scoring")
-                if failures >= MAX_CONSECUTIVE_FAILURES:
-                    raise
-            finally:
-                self.current = []
+            self.current = []
 
     def _serve(self, batch: list[GenRequest]) -> None:
         scored = [r for r in batch if r.seq.prompt_logprobs_from is not None]

@@ -9,7 +9,7 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from llmworks import __version__
 from llmworks.engines.embedder import Embedder
 from llmworks.errors import UserError
-from llmworks.serve.generation import ApiError, chat_completion, completion
+from llmworks.serve.apps import AppContext, ChatApp, app_chat_completion
+from llmworks.serve.generation import ApiError, chat_completion, chat_options, completion
 from llmworks.serve.metrics import Metrics
 from llmworks.serve.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from llmworks.serve.served import ServedModel
@@ -35,20 +36,55 @@ log = logging.getLogger("llmworks.serve")
 class ServerState:
     models: dict[str, ServedModel]
     api_key: str | None = None
+    """One key for everything (--api-key)."""
     embedder: Embedder | None = None
     metrics: Metrics | None = None
+    apps: dict[str, ChatApp] = field(default_factory=dict)
+    """Applications served as models (rag:NAME, agent:NAME)."""
+    keys: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    """API keys -> the models (apps included) each may use; None: all. `api_key` is one more key for all."""
 
-    def model(self, name: str | None) -> ServedModel:
-        if not name:  # clients that send no model get the first one
-            return next(iter(self.models.values()))
-        found = self.models.get(name)
-        if found is None:
+    @property
+    def guarded(self) -> bool:
+        return bool(self.api_key or self.keys)
+
+    def allowed_for(self, key: str | None) -> frozenset[str] | None:
+        """The models a request with this key may use (None: all); raises if the key is not valid."""
+        if not self.guarded:
+            return None
+        sent = (key or "").encode()
+        if self.api_key and secrets.compare_digest(sent, self.api_key.encode()):
+            return None
+        for k, allowed in self.keys.items():
+            if secrets.compare_digest(sent, k.encode()):
+                return allowed
+        raise PermissionError
+
+    def visible(self, allowed: frozenset[str] | None) -> list[str]:
+        names = [*self.models, *self.apps]
+        return names if allowed is None else [n for n in names if n in allowed]
+
+    def target(self, name: str | None, allowed: frozenset[str] | None) -> ServedModel | ChatApp:
+        """The model or app a request names; one it may not use does not exist for it."""
+        visible = self.visible(allowed)
+        if not name and visible:  # clients that send no model get the first one
+            name = visible[0]
+        found = self.models.get(name or "") or self.apps.get(name or "")
+        if found is None or name not in visible:
             raise ApiError(
                 404,
-                f"The model '{name}' does not exist. Served: {', '.join(self.models)}.",
+                f"The model '{name}' does not exist. Served: {', '.join(visible)}.",
                 "invalid_request_error",
                 "model_not_found",
                 param="model",
+            )
+        return found
+
+    def model(self, name: str | None, allowed: frozenset[str] | None = None) -> ServedModel:
+        found = self.target(name, allowed)
+        if not isinstance(found, ServedModel):
+            raise ApiError(
+                400, f"'{name}' is an application: it answers /v1/chat/completions only.", param="model"
             )
         return found
 
@@ -77,7 +113,8 @@ def create_app(state: ServerState) -> FastAPI:
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
-    async def list_models() -> dict[str, Any]:
+    async def list_models(request: Request) -> dict[str, Any]:
+        allowed = _allowed(request)
         data = [
             {
                 "id": m.name,
@@ -88,6 +125,19 @@ def create_app(state: ServerState) -> FastAPI:
                 "context_length": m.ctx,
             }
             for m in state.models.values()
+            if allowed is None or m.name in allowed
+        ]
+        data += [
+            {
+                "id": a.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": a.owned_by,
+                "engine": "app",
+                "description": a.description,
+            }
+            for a in state.apps.values()
+            if allowed is None or a.name in allowed
         ]
         if state.embedder is not None:
             data.append(
@@ -103,11 +153,16 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest, request: Request) -> Response:
-        return await chat_completion(state.model(body.model), body, request, state.metrics)
+        allowed = _allowed(request)
+        target = state.target(body.model, allowed)
+        if isinstance(target, ServedModel):
+            return await chat_completion(target, body, request, state.metrics)
+        options = chat_options(body)
+        return await app_chat_completion(target, body, request, options, AppContext(allowed))
 
     @app.post("/v1/completions")
     async def complete(body: CompletionRequest, request: Request) -> Response:
-        return await completion(state.model(body.model), body, request, state.metrics)
+        return await completion(state.model(body.model, _allowed(request)), body, request, state.metrics)
 
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
@@ -197,7 +252,9 @@ class _AuthAndCount:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 _log_request(scope, route, status, time.perf_counter() - started)
 
-        if self.state.api_key and not _authorized(scope, self.state.api_key):
+        try:
+            scope["llmworks"]["allowed"] = self.state.allowed_for(_bearer(scope))
+        except PermissionError:
             response = JSONResponse(
                 error_body(
                     "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
@@ -211,10 +268,14 @@ class _AuthAndCount:
         await self.app(scope, receive, logging_send)
 
 
-def _authorized(scope: Any, key: str) -> bool:
+def _bearer(scope: Any) -> str | None:
     headers = dict(scope.get("headers") or [])
-    sent = headers.get(b"authorization", b"")
-    return secrets.compare_digest(sent, f"Bearer {key}".encode())
+    sent = headers.get(b"authorization", b"").decode("latin-1")
+    return sent.removeprefix("Bearer ") if sent.startswith("Bearer ") else None
+
+
+def _allowed(request: Request) -> frozenset[str] | None:
+    return request.scope.get("llmworks", {}).get("allowed")
 
 
 def _log_request(scope: Any, route: str, status: int, seconds: float) -> None:

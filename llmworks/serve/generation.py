@@ -89,9 +89,9 @@ async def chat_completion(
         )
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     n_logprobs = (body.top_logprobs or 0) if body.logprobs else None
-    opts = _options(body, body.max_completion_tokens or body.max_tokens or 0)
-    try:
-        prompt, ids, params = chat_request(eng, messages, opts, logprobs=n_logprobs)
+    opts = chat_options(body)
+    try:  # off the event loop: a large prompt or schema must not stall the other requests
+        prompt, ids, params = await asyncio.to_thread(chat_request, eng, messages, opts, n_logprobs)
     except UserError as e:
         raise ApiError(400, f"{e.problem} {e.fix}".strip()) from None
     max_tokens = _max_tokens(model, len(ids), body.max_completion_tokens or body.max_tokens)
@@ -205,20 +205,8 @@ async def completion(
     model: ServedModel, body: CompletionRequest, request: Request, metrics: Metrics
 ) -> Response:
     eng = model.engine
-    want_prompt_lp = body.echo and body.logprobs is not None
-    reqs, prompt_ids_all = [], []
-    try:
-        base = sampling(_options(body, body.max_tokens or 1), body.stop_list(), logprobs=body.logprobs)
-        for p in _prompts(body.prompt):
-            ids = eng.encode_prompt(p)
-            prompt_ids_all.append(ids)
-            max_tokens = _max_tokens(
-                model, len(ids), body.max_tokens if body.max_tokens > 0 else 1, explicit=body.max_tokens > 0
-            )
-            for c in range(body.n):
-                params = _choice_params(dataclasses.replace(base, max_tokens=max_tokens), c)
-                seq = SeqRequest(ids, params, 1 if want_prompt_lp and len(ids) > 1 else None)
-                reqs.append(GenRequest(seq))
+    try:  # off the event loop: tokenizing large prompts must not stall the other requests
+        reqs, prompt_ids_all = await asyncio.to_thread(_completion_requests, model, body)
     except UserError as e:
         raise ApiError(400, f"{e.problem} {e.fix}".strip(), param="prompt") from None
     n_prompt = sum(len(ids) for ids in prompt_ids_all)
@@ -306,6 +294,26 @@ async def _completion_stream(
     yield "data: [DONE]\n\n"
 
 
+def _completion_requests(
+    model: ServedModel, body: CompletionRequest
+) -> tuple[list[GenRequest], list[list[int]]]:
+    """One request per prompt and choice, validated (token ids in the vocabulary, room in the context)."""
+    eng = model.engine
+    want_prompt_lp = body.echo and body.logprobs is not None
+    reqs, prompt_ids_all = [], []
+    base = sampling(_options(body, body.max_tokens or 1), body.stop_list(), logprobs=body.logprobs)
+    for p in _prompts(body.prompt):
+        ids = eng.encode_prompt(p)
+        prompt_ids_all.append(ids)
+        max_tokens = _max_tokens(
+            model, len(ids), body.max_tokens if body.max_tokens > 0 else 1, explicit=body.max_tokens > 0
+        )
+        for c in range(body.n):
+            params = _choice_params(dataclasses.replace(base, max_tokens=max_tokens), c)
+            reqs.append(GenRequest(SeqRequest(ids, params, 1 if want_prompt_lp and len(ids) > 1 else None)))
+    return reqs, prompt_ids_all
+
+
 def _completion_logprobs(
     eng: Engine, prompt_lps: list[TokenLogprob | None], prompt_ids: list[int], generated: list[TokenLogprob]
 ) -> dict[str, Any]:
@@ -333,6 +341,10 @@ def _prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str 
 
 
 # -- shared plumbing --
+
+
+def chat_options(body: ChatCompletionRequest) -> GenOptions:
+    return _options(body, body.max_completion_tokens or body.max_tokens or 0)
 
 
 def _options(body: Any, max_tokens: int) -> GenOptions:
@@ -533,4 +545,4 @@ def _data(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-__all__ = ["ApiError", "chat_completion", "completion"]
+__all__ = ["ApiError", "chat_completion", "chat_options", "completion"]

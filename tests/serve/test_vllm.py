@@ -42,6 +42,27 @@ def test_without_vllm_the_error_names_the_extra() -> None:
     assert "pip install 'llmworks[vllm]'" in r.stderr
 
 
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmworks.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
+
+
+def test_our_options_that_vllm_has_not_are_refused() -> None:
+    r = run("serve", "--engine", "vllm", "--lora", "a=b", "--parallel", "4")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--lora, --parallel" in r.stderr and "vLLM schedules and batches by itself" in r.stderr
+
+
+def test_vllm_is_a_server_not_an_in_process_engine() -> None:
+    r = run("generate", "--engine", "vllm", "hi")
+    assert r.returncode == 2 and "llmworks serve MODEL --engine vllm" in r.stderr and "--base-url" in r.stderr
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None, reason="vllm is not installed (optional extra, GPU)"
 )
