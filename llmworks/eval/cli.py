@@ -4,10 +4,11 @@ judge runs' answers pairwise with a model."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from llmworks.config_cli import ConfigFile, arguments, from_cli, option
 from llmworks.eval.config import EvalConfig
 
 app = typer.Typer(
@@ -17,62 +18,39 @@ app = typer.Typer(
 )
 
 
-def _help(key: str) -> str:
-    return EvalConfig.help_for(key)
+def _opt(key: str, *decls: str) -> Any:
+    return option(EvalConfig, key, *decls)
 
 
 @app.command()
 def run(
-    overrides: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="key=value settings (any EvalConfig key, e.g. limit=20 method=generate).", show_default=False
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="A YAML file of EvalConfig keys (flags and key=value win)."),
-    ] = None,
-    tasks: Annotated[str | None, typer.Option("--tasks", help=_help("tasks"))] = None,
-    model: Annotated[str | None, typer.Option("--model", help=_help("model"))] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help=_help("base_url"))] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", help=_help("api_key"))] = None,
-    output: Annotated[str | None, typer.Option("-o", "--output", help=_help("output_dir"))] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help=_help("limit"))] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", help=_help("concurrency"))] = None,
-    shots: Annotated[int | None, typer.Option("--shots", help=_help("shots"))] = None,
-    chat: Annotated[
-        bool | None, typer.Option("--chat/--no-chat", help=_help("chat"), show_default=False)
-    ] = None,
-    method: Annotated[str | None, typer.Option("--method", help=_help("method"))] = None,
-    judge: Annotated[str | None, typer.Option("--judge", help=_help("judge"))] = None,
-    engine: Annotated[str | None, typer.Option("--engine", help=_help("engine"))] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", help=_help("ctx"))] = None,
-    retries: Annotated[int | None, typer.Option("--retries", help=_help("retries"))] = None,
-    harness: Annotated[str | None, typer.Option("--harness", help=_help("harness"))] = None,
+    args: Annotated[list[str] | None, arguments(EvalConfig)] = None,
+    config: ConfigFile = None,
+    tasks: Annotated[str | None, _opt("tasks")] = None,
+    model: Annotated[str | None, _opt("model")] = None,
+    base_url: Annotated[str | None, _opt("base_url")] = None,
+    api_key: Annotated[str | None, _opt("api_key")] = None,
+    output: Annotated[str | None, _opt("output_dir", "-o", "--output")] = None,
+    limit: Annotated[int | None, _opt("limit")] = None,
+    concurrency: Annotated[int | None, _opt("concurrency")] = None,
+    shots: Annotated[int | None, _opt("shots")] = None,
+    chat: Annotated[bool | None, _opt("chat", "--chat/--no-chat")] = None,
+    method: Annotated[str | None, _opt("method")] = None,
+    judge: Annotated[str | None, _opt("judge")] = None,
+    engine: Annotated[str | None, _opt("engine")] = None,
+    ctx: Annotated[int | None, _opt("ctx")] = None,
+    retries: Annotated[int | None, _opt("retries")] = None,
+    harness: Annotated[str | None, _opt("harness")] = None,
 ) -> None:
     """Run tasks against a model; write results.json and report.html (the resolved config: config.yaml)."""
     from llmworks.eval.runner import evaluate
 
-    cfg = EvalConfig.resolve(
-        config,
-        overrides or [],
-        tasks=tasks,
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
-        output_dir=output,
-        limit=limit,
-        concurrency=concurrency,
-        shots=shots,
-        chat=chat,
-        method=method,
-        judge=judge,
-        engine=engine,
-        ctx=ctx,
-        retries=retries,
-        harness=harness,
-    )
+    cfg = from_cli(
+        EvalConfig, config, args,
+        tasks=tasks, model=model, base_url=base_url, api_key=api_key, output_dir=output, limit=limit,
+        concurrency=concurrency, shots=shots, chat=chat, method=method, judge=judge, engine=engine, ctx=ctx,
+        retries=retries, harness=harness,
+    )  # fmt: skip
     evaluate(cfg)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from llmworks.config import StageConfig
 
@@ -61,10 +61,12 @@ class EvalConfig(StageConfig):
     def _split(cls, v: object) -> object:
         return [t.strip() for t in v.split(",") if t.strip()] if isinstance(v, str) else v
 
-    @model_validator(mode="after")
-    def _check(self) -> EvalConfig:
+    def problems(self) -> list[str]:
+        found = [*super().problems()]
         if not self.tasks:
-            raise ValueError("no tasks given (tasks=... or --tasks)")
+            found.append("no tasks given (tasks=... or --tasks)")
         if self.harness == "lm-eval" and self.judge:
-            raise ValueError("judge grading is llmworks' own; lm-eval tasks carry their metrics")
-        return self
+            found.append(
+                "judge with harness=lm-eval (judge grading is llmworks' own; lm-eval tasks carry their metrics)"
+            )
+        return found

@@ -54,6 +54,7 @@ TASKS: dict[str, TaskFactory] = {
     "sentiment": lambda p: sentiment(),
     # The smoke set: small, written for this project, shipped for CI and the demo.
     "mmlu-smoke": lambda p: mmlu(p or ds.SMOKE / "mmlu", "mmlu-smoke"),
+    "mmlu-smoke:cloze": lambda p: mmlu_cloze(p or ds.SMOKE / "mmlu", "mmlu-smoke:cloze"),
     "ceval-smoke": lambda p: ceval(p or ds.SMOKE / "ceval", "ceval-smoke"),
     "arc-smoke": lambda p: arc(p or ds.SMOKE / "arc", name="arc-smoke"),
     "arc-smoke:letters": lambda p: arc(p or ds.SMOKE / "arc", letters=True, name="arc-smoke"),
