@@ -241,14 +241,11 @@ def _first_prompt(requests: list[Request], env: Env) -> dict[str, Any]:
 
 
 def _scorer(client: Client, cfg: EvalConfig) -> Scorer:
-    """How pairs are scored: the client's own log-likelihood; over HTTP eval's echo scorer (see eval/echo.py:
-    it reads the server's reply by offsets, with or without the generated token)."""
+    """How pairs are scored: the client's log-likelihood (over HTTP, `concurrency` scoring requests at once)."""
     from llmworks.client.http import HTTPClient
 
     if isinstance(client, HTTPClient):
-        from llmworks.eval.echo import EchoScorer
-
-        return EchoScorer(client.base_url, cfg.api_key, client.name, cfg.retries, cfg.concurrency)
+        client.score_concurrency = cfg.concurrency
     return client.loglikelihood
 
 
