@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from llmworks.atomic import atomic_write
 from llmworks.client import Client, RequestFailed, make_client
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.eval.judge import cached_judge, chat_text, make_judge
 from llmworks.eval.rundir import Cache, slug, stopped
@@ -70,7 +71,7 @@ class EvalConfig:
 
 def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | None = None) -> Path:
     """Run the tasks; return the run directory (results.json and report.html inside)."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     tasks = resolve_tasks(cfg.tasks)
     samples = {t.name: t.samples()[: cfg.limit] for t in tasks}  # data errors before any model work
     own_client = client is None

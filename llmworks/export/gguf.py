@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmworks.atomic import temp_path
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.export.files import check_disk_space, gib, model_size
 from llmworks.export.gguf_writer import write_gguf
@@ -60,7 +61,7 @@ def export_gguf(
     console: Console | None = None,
 ) -> ExportReport:
     """Write `model` (HF dir, merged or full run dir, GGUF, registry name) as the GGUF file `out` of type `quant`."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     quant = quant.lower()
     ftype = llama_ftype(quant)
     out = Path(out)

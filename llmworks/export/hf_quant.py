@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from llmworks.atomic import atomic_dir
+from llmworks.console import make_console
 from llmworks.errors import MissingExtra, UserError
 from llmworks.export.files import (
     check_disk_space,
@@ -44,7 +45,7 @@ def quantize(
     console: Console | None = None,
 ) -> ExportReport:
     """Quantize `model`'s Linear weights to `method` and save the result as the HF directory `out`."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     if method not in METHODS:
         raise UserError(f"unknown quantization method {method!r}.", f"Choose one of: {', '.join(METHODS)}.")
     out = Path(out)
