@@ -298,6 +298,6 @@ def _check(out_dir: Path, cfg: TrainConfig, summary: RunSummary, console: Consol
     engine = load_engine(out_dir, "transformers", n_threads=cfg.threads or None)
     report = check_model(engine, max_tokens=48)
     summary.check_ok = report.ok
-    summary.check_findings = [("ok: " if f.ok else "FAIL: ") + f.what for f in report.findings]
+    summary.check_findings = [f"{f.label}: {f.what}" for f in report.findings]
     for f in summary.check_findings:
         console.print(f"  check {f}")
