@@ -8,6 +8,7 @@ the rest: `tests/test_golden.py` compares the answers below with `tests/golden_g
     .venv/bin/python -m llmworks.testing.golden                # compare with the recorded answers
     .venv/bin/python -m llmworks.testing.golden --record       # re-record (only on the portable build)
     .venv/bin/python -m llmworks.testing.golden --json out.json  # this build's answers (any build)
+    .venv/bin/python -m llmworks.testing.golden --golden out.json  # compare two builds' answers
 
 Each answer is recorded with its smallest top-1/top-2 log-probability gap: a prompt whose gap is tiny is
 one a change of numerics flips first.
@@ -183,7 +184,10 @@ def conversation_key(messages: list[dict[str, str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--record", action="store_true", help=f"write {GOLDEN.name} (portable build only)")
-    ap.add_argument("--json", type=Path, help="write this build's answers and speed here")
+    ap.add_argument("--json", type=Path, help="write this build's answers here")
+    ap.add_argument(
+        "--golden", type=Path, default=GOLDEN, help="compare with this file (default: %(default)s)"
+    )
     args = ap.parse_args(argv)
     info = build_info()
     if args.record and info["build"] != PORTABLE:
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     answers = greedy_answers()
     print(json.dumps(info))
     doc = {
-        "_comment": "Greedy answers of the embedded model, recorded from the portable x86-64-v3 build with "
+        "_comment": f"Greedy answers of the embedded model, recorded from the {info['build']} build with "
         f"{THREADS} threads. Re-record: .venv/bin/python -m llmworks.testing.golden --record",
         **info,
         "max_tokens": MAX_TOKENS,
@@ -204,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         GOLDEN.write_text(_dump(doc))
         print(f"recorded {len(answers)} answers in {GOLDEN}")
         return 0
-    if not GOLDEN.exists():
-        print(f"{GOLDEN} is missing: record it with --record")
+    if not args.golden.exists():
+        print(f"{args.golden} is missing: record it with --record")
         return 1
-    diff = changed(answers, load_golden())
+    diff = changed(answers, load_golden(args.golden))
     for line in diff:
         print(line)
     print(f"{len(answers) - len(diff)} of {len(answers)} answers as recorded")
