@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from llmworks.atomic import atomic_write
 from llmworks.errors import UserError
@@ -40,7 +40,9 @@ class ConfigError(UserError):
 class StageConfig(BaseModel):
     """Base of every stage's config: unknown keys are errors; each field's docstring is its help text."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, defer_build=True
+    )
 
     @classmethod
     def resolve(
@@ -73,6 +75,18 @@ class StageConfig(BaseModel):
             raise ConfigError(f"{cls.__name__} config", problems, hint) from None
         assert cfg is not None
         return cfg
+
+    def problems(self) -> list[str]:
+        """Cross-checks between fields, one line each (`key=value (why)`); a subclass extends its parent's
+        list (`[*super().problems(), ...]`), so every problem of the hierarchy is reported at once."""
+        return []
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Self:
+        found = self.problems()
+        if found:
+            raise ValueError("; ".join(found))
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -22,7 +22,7 @@ FLOORS = [
     {"agent"},
     {"serve", "servebench"},
     {"testing"},
-    {"cli", "demo", "__main__"},
+    {"cli", "config_cli", "demo", "__main__"},
 ]
 LEVEL = {name: i for i, floor in enumerate(FLOORS) for name in floor}
 CLI = len(FLOORS) - 1

@@ -32,7 +32,7 @@ def chat_request(
         tools=opts.tools,
         tool_choice=opts.tool_choice,
         response_format=opts.response_format,
-        stop=opts.stop,
+        stop=(*opts.stop, *engine.stop_strings),
     )
     ids = engine.encode_prompt(prompt.text)
     grammar = engine.compile_constraint(prompt.constraint) if prompt.constraint is not None else None

@@ -19,9 +19,9 @@ from typing import Any
 import xxhash
 
 from llmworks.data import formats, io
+from llmworks.data.config import CleanConfig
 from llmworks.data.near_dedupe import LSHIndex, SignaturePool, tokens
 from llmworks.data.progress import advance, progress
-from llmworks.errors import UserError
 
 # -- PII ------------------------------------------------------------------------------------------
 # Order matters: e-mails and ID numbers first, so their digits are not taken for phone numbers.
@@ -111,38 +111,6 @@ _NON_WORD = re.compile(r"[\W_]+")
 def normalized(text: str) -> str:
     """Case, width, punctuation and whitespace folded: what exact dedupe compares."""
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
-@dataclass
-class CleanConfig:
-    mask_pii: bool = True
-    min_chars: int = 10
-    """Records shorter than this (in characters) are dropped; 0 disables."""
-    max_chars: int = 0
-    """Records longer than this are dropped; 0 disables."""
-    languages: tuple[str, ...] = ()
-    """ISO 639-1 codes to keep (en, zh, ...); empty keeps every language."""
-    max_repetition: float = 0.5
-    """Drop records whose share of repeated 3-grams exceeds this; 1 disables."""
-    exact_dedupe: bool = True
-    near_dedupe: bool = True
-    near_threshold: float = 0.8
-    """Estimated Jaccard similarity (token 3-grams) at which two records count as near-duplicates."""
-    workers: int | None = None
-    """Processes computing MinHash signatures (default: up to 2)."""
-
-    def __post_init__(self) -> None:
-        errors = []
-        if self.min_chars < 0 or self.max_chars < 0:
-            errors.append("--min-chars and --max-chars must be >= 0")
-        if self.max_chars and self.max_chars < self.min_chars:
-            errors.append(f"--max-chars {self.max_chars} is below --min-chars {self.min_chars}")
-        if not 0 < self.near_threshold <= 1:
-            errors.append(f"--near-threshold must be in (0, 1] (got {self.near_threshold})")
-        if not 0 <= self.max_repetition <= 1:
-            errors.append(f"--max-repetition must be in [0, 1] (got {self.max_repetition})")
-        if errors:
-            raise UserError("; ".join(errors) + ".", "Fix the options.")
 
 
 RULES = ("pii", "length", "language", "repetition", "exact-dup", "near-dup")

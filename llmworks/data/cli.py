@@ -1,6 +1,8 @@
 """`llmworks data ...`: the data stage's commands. Each is a thin wrapper over a function of the same name.
 
-Heavy libraries are imported inside the commands, so `llmworks --help` stays fast.
+Every command takes `ARGS [--config FILE] [key=value ...] [--flags]`, filling its config in
+`llmworks.data.config`; a command that writes data saves that config beside its output (OUTPUT.config.yaml,
+or DIR/config.yaml). Heavy libraries are imported inside the commands, so `llmworks --help` stays fast.
 """
 
 from __future__ import annotations
@@ -13,7 +15,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmworks.errors import UserError
+from llmworks.config_cli import ConfigFile, arguments, from_cli, option, save_beside
+from llmworks.data.config import (
+    AnnotateConfig,
+    CleanConfig,
+    ConvertConfig,
+    DemoConfig,
+    MixConfig,
+    PairsConfig,
+    ParseConfig,
+    SelfcogConfig,
+    SelfInstructConfig,
+    StatsConfig,
+    config_path,
+)
 
 app = typer.Typer(
     name="data",
@@ -36,23 +51,19 @@ def _problems(lines: list[str], total: int) -> None:
 
 @app.command()
 def parse(
-    paths: Annotated[list[Path], typer.Argument(help="Files or directories (searched recursively).")],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output JSONL: one record per document or page.")
-    ],
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="PDF parser: auto (pypdf text layer), docling or mineru (layout, tables, OCR; optional extras)."
-        ),
-    ] = "auto",
+    args: Annotated[list[str] | None, arguments(ParseConfig, "paths")] = None,
+    config: ConfigFile = None,
+    output: Annotated[Path | None, option(ParseConfig, "output", "-o", "--output")] = None,
+    engine: Annotated[str | None, option(ParseConfig, "engine")] = None,
 ) -> None:
     """Parse PDF, DOCX, HTML, Markdown, TXT and record files into text records."""
     from llmworks.data.parse import parse_to_jsonl
 
-    if engine not in ("auto", "docling", "mineru"):
-        raise UserError(f"unknown --engine {engine!r}.", "Use auto, docling or mineru.")
-    r = parse_to_jsonl(paths, output, engine)  # type: ignore[arg-type]
+    cfg = from_cli(ParseConfig, config, args, "paths", output=output, engine=engine)
+    assert cfg.output is not None
+    output = cfg.output
+    r = parse_to_jsonl(cfg.paths, output, cfg.engine)  # type: ignore[arg-type]
+    save_beside(cfg, config_path(output), "llmworks data parse")
     for f, reason in r.skipped:
         out.print(f"  [yellow]skipped[/] {f}: {reason}")
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(r.by_format.items()))
@@ -65,24 +76,20 @@ def parse(
 
 @app.command()
 def convert(
-    src: Annotated[
-        Path, typer.Argument(help="JSONL/JSON/CSV/Parquet file, or a directory saved with datasets.")
-    ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")],
-    to: Annotated[
-        str, typer.Option(help="Target format: messages, alpaca, sharegpt or preference.")
-    ] = "messages",
-    strict: Annotated[
-        bool, typer.Option(help="Stop at the first malformed record instead of skipping it.")
-    ] = False,
+    args: Annotated[list[str] | None, arguments(ConvertConfig, "src")] = None,
+    config: ConfigFile = None,
+    output: Annotated[Path | None, option(ConvertConfig, "output", "-o", "--output")] = None,
+    to: Annotated[str | None, option(ConvertConfig, "to")] = None,
+    strict: Annotated[bool | None, option(ConvertConfig, "strict")] = None,
 ) -> None:
     """Convert between alpaca, sharegpt, messages and preference records, validating every one."""
     from llmworks.data.convert import convert as run
-    from llmworks.data.formats import FORMATS
 
-    if to not in FORMATS:
-        raise UserError(f"unknown --to {to!r}.", f"Use one of {', '.join(FORMATS)}.")
-    r = run(src, output, to, strict)  # type: ignore[arg-type]
+    cfg = from_cli(ConvertConfig, config, args, "src", output=output, to=to, strict=strict)
+    assert cfg.src is not None and cfg.output is not None
+    output, to = cfg.output, cfg.to
+    r = run(cfg.src, output, to, cfg.strict)  # type: ignore[arg-type]
+    save_beside(cfg, config_path(output), "llmworks data convert")
     _problems(r.problems, r.skipped)
     found = ", ".join(f"{k} {v}" for k, v in r.detected.most_common())
     out.print(f"wrote {r.written} {to} records to {output} (read: {found}); skipped {r.skipped} malformed")
@@ -90,45 +97,33 @@ def convert(
 
 @app.command()
 def clean(
-    src: Annotated[
-        Path, typer.Argument(help="Records to clean (JSONL/JSON/CSV/Parquet or a saved dataset).")
-    ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL of the records kept.")],
-    removed: Annotated[
-        Path | None, typer.Option(help="Also write the removed records here, tagged by rule.")
-    ] = None,
-    min_chars: Annotated[
-        int, typer.Option(help="Drop records shorter than this many characters (0: off).")
-    ] = 10,
-    max_chars: Annotated[
-        int, typer.Option(help="Drop records longer than this many characters (0: off).")
-    ] = 0,
-    lang: Annotated[str, typer.Option(help="Keep only these languages, e.g. en,zh (empty: all).")] = "",
-    max_repetition: Annotated[
-        float, typer.Option(help="Drop records with a larger share of repeated 3-grams (1: off).")
-    ] = 0.5,
-    near_threshold: Annotated[
-        float, typer.Option(help="Jaccard similarity at which records are near-duplicates.")
-    ] = 0.8,
-    no_pii: Annotated[
-        bool, typer.Option("--no-pii", help="Do not mask e-mails, phones, ID numbers and IPs.")
-    ] = False,
-    no_exact: Annotated[bool, typer.Option("--no-exact", help="Skip exact deduplication.")] = False,
-    no_near: Annotated[
-        bool, typer.Option("--no-near", help="Skip near deduplication (MinHash LSH).")
-    ] = False,
-    workers: Annotated[int | None, typer.Option(help="Processes for MinHash (default: up to 2).")] = None,
+    args: Annotated[list[str] | None, arguments(CleanConfig, "src")] = None,
+    config: ConfigFile = None,
+    output: Annotated[Path | None, option(CleanConfig, "output", "-o", "--output")] = None,
+    removed: Annotated[Path | None, option(CleanConfig, "removed")] = None,
+    min_chars: Annotated[int | None, option(CleanConfig, "min_chars")] = None,
+    max_chars: Annotated[int | None, option(CleanConfig, "max_chars")] = None,
+    lang: Annotated[str | None, option(CleanConfig, "languages", "--lang", "--languages")] = None,
+    max_repetition: Annotated[float | None, option(CleanConfig, "max_repetition")] = None,
+    near_threshold: Annotated[float | None, option(CleanConfig, "near_threshold")] = None,
+    pii: Annotated[bool | None, option(CleanConfig, "mask_pii", "--mask-pii/--no-pii")] = None,
+    exact: Annotated[bool | None, option(CleanConfig, "exact_dedupe", "--exact/--no-exact")] = None,
+    near: Annotated[bool | None, option(CleanConfig, "near_dedupe", "--near/--no-near")] = None,
+    workers: Annotated[int | None, option(CleanConfig, "workers")] = None,
 ) -> None:
     """Dedupe (exact and MinHash near), filter by length/language/repetition, and mask PII."""
-    from llmworks.data.clean import CleanConfig
     from llmworks.data.clean import clean as run
 
-    cfg = CleanConfig(
-        mask_pii=not no_pii, min_chars=min_chars, max_chars=max_chars,
-        languages=tuple(x.strip() for x in lang.split(",") if x.strip()), max_repetition=max_repetition,
-        exact_dedupe=not no_exact, near_dedupe=not no_near, near_threshold=near_threshold, workers=workers,
+    cfg = from_cli(
+        CleanConfig, config, args, "src",
+        output=output, removed=removed, min_chars=min_chars, max_chars=max_chars, languages=lang,
+        max_repetition=max_repetition, near_threshold=near_threshold, mask_pii=pii, exact_dedupe=exact,
+        near_dedupe=near, workers=workers,
     )  # fmt: skip
+    assert cfg.src is not None and cfg.output is not None
+    src, output, removed = cfg.src, cfg.output, cfg.removed
     r = run(src, output, cfg, removed)
+    save_beside(cfg, config_path(output), "llmworks data clean")
     table = Table(title=f"clean {src.name}")
     for col in ("rule", "checked", "removed", "masked", "left"):
         table.add_column(col, justify="left" if col == "rule" else "right")
@@ -147,30 +142,27 @@ def clean(
 
 @app.command()
 def stats(
-    files: Annotated[
-        list[Path], typer.Argument(help="A data file; or text files with --compare-tokenizers.")
-    ],
-    tokenizer: Annotated[
-        str | None, typer.Option(help="tokenizer.json, an HF model directory, or a model name.")
-    ] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Report the share of records longer than this (tokens).")
-    ] = None,
-    plot: Annotated[
-        Path | None, typer.Option(help="Histogram PNG path (default: <file>.lengths.png next to it).")
-    ] = None,
-    compare_tokenizers: Annotated[
-        str | None, typer.Option(help="A,B,C: compare tokenizers on the text files.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    args: Annotated[list[str] | None, arguments(StatsConfig, "files")] = None,
+    config: ConfigFile = None,
+    tokenizer: Annotated[str | None, option(StatsConfig, "tokenizer")] = None,
+    max_length: Annotated[int | None, option(StatsConfig, "max_length")] = None,
+    plot: Annotated[Path | None, option(StatsConfig, "plot")] = None,
+    compare_tokenizers: Annotated[str | None, option(StatsConfig, "compare_tokenizers")] = None,
+    as_json: Annotated[bool | None, option(StatsConfig, "as_json", "--json")] = None,
 ) -> None:
     """Token-length statistics of a data file, or a tokenizer comparison table."""
     from llmworks.data.stats import compare_tokenizers as compare
     from llmworks.data.stats import data_stats
     from llmworks.data.tokenizers import load_tokenizer
 
-    if compare_tokenizers:
-        toks = [load_tokenizer(s.strip()) for s in compare_tokenizers.split(",") if s.strip()]
+    cfg = from_cli(
+        StatsConfig, config, args, "files",
+        tokenizer=tokenizer, max_length=max_length, plot=plot, compare_tokenizers=compare_tokenizers,
+        as_json=as_json,
+    )  # fmt: skip
+    files, tokenizer, max_length, as_json = cfg.files, cfg.tokenizer, cfg.max_length, cfg.as_json
+    if cfg.compare_tokenizers:
+        toks = [load_tokenizer(s) for s in cfg.compare_tokenizers]
         rows = compare(toks, list(files))
         if as_json:
             out.print_json(json.dumps([r.__dict__ for r in rows]))
@@ -187,15 +179,10 @@ def stats(
             table.add_row(r.tokenizer, str(r.vocab_size), *cells)
         out.print(table)
         return
-    if tokenizer is None:
-        raise UserError(
-            "stats needs --tokenizer (or --compare-tokenizers A,B).", "Pass a tokenizer or model."
-        )
-    if len(files) != 1:
-        raise UserError(f"stats takes one data file, got {len(files)}.", "Run it once per file.")
+    assert tokenizer is not None and len(files) == 1  # checked by StatsConfig
     src = files[0]
     st = data_stats(
-        src, load_tokenizer(tokenizer), max_length, plot or src.with_name(src.name + ".lengths.png")
+        src, load_tokenizer(tokenizer), max_length, cfg.plot or src.with_name(src.name + ".lengths.png")
     )
     if as_json:
         out.print_json(json.dumps(st.as_dict()))
@@ -218,19 +205,20 @@ def stats(
 
 @app.command()
 def mix(
-    specs: Annotated[
-        list[str], typer.Argument(help="PATH, PATH#N (N records) or PATH:W (W times the file).")
-    ],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output directory: train.jsonl, val.jsonl, manifest.json.")
-    ],
-    val: Annotated[float, typer.Option(help="Validation split: a share (0.05) or a count (200).")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Shuffle and sampling seed.")] = 42,
+    args: Annotated[list[str] | None, arguments(MixConfig, "specs")] = None,
+    config: ConfigFile = None,
+    output: Annotated[Path | None, option(MixConfig, "output", "-o", "--output")] = None,
+    val: Annotated[float | None, option(MixConfig, "val")] = None,
+    seed: Annotated[int | None, option(MixConfig, "seed")] = None,
 ) -> None:
     """Mix sources (e.g. task data with general data) into a shuffled train/val split with a manifest."""
     from llmworks.data.mix import mix as run
 
-    r = run(specs, output, val, seed)
+    cfg = from_cli(MixConfig, config, args, "specs", output=output, val=val, seed=seed)
+    assert cfg.output is not None
+    output = cfg.output
+    r = run(cfg.specs, output, cfg.val, cfg.seed)
+    save_beside(cfg, output / "config.yaml", "llmworks data mix")
     table = Table(title=f"mix -> {output}")
     for col in ("source", "available", "taken", "malformed"):
         table.add_column(col, justify="left" if col == "source" else "right")
@@ -242,44 +230,48 @@ def mix(
 
 @app.command()
 def annotate(
-    src: Annotated[
-        Path, typer.Argument(help="SFT records to read and edit, or prompts with responses to rank.")
-    ],
-    output_dir: Annotated[
-        Path | None, typer.Option("-o", "--output-dir", help="Where edits and preferences go.")
-    ] = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: a free one).")] = 0,
+    args: Annotated[list[str] | None, arguments(AnnotateConfig, "src")] = None,
+    config: ConfigFile = None,
+    output_dir: Annotated[Path | None, option(AnnotateConfig, "output_dir", "-o", "--output-dir")] = None,
+    host: Annotated[str | None, option(AnnotateConfig, "host")] = None,
+    port: Annotated[int | None, option(AnnotateConfig, "port")] = None,
 ) -> None:
     """A local web page to edit SFT records and rank responses into preference JSONL."""
-    from llmworks.data.annotate.server import serve
+    from llmworks.data.annotate.server import default_out_dir, serve
+    from llmworks.data.io import check_exists
 
-    serve(src, output_dir, host, port)
+    cfg = from_cli(AnnotateConfig, config, args, "src", output_dir=output_dir, host=host, port=port)
+    assert cfg.src is not None
+    check_exists([cfg.src])
+    cfg.output_dir = cfg.output_dir or default_out_dir(cfg.src)
+    save_beside(cfg, cfg.output_dir / "config.yaml", "llmworks data annotate")
+    serve(cfg.src, cfg.output_dir, cfg.host, cfg.port)
 
 
 @app.command()
 def demo(
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output directory (train.jsonl, val.jsonl, manifest).")
-    ],
-    name: Annotated[
-        str, typer.Option(help="The assistant's name for self-cognition data.")
-    ] = "llmworks-demo",
-    author: Annotated[str, typer.Option(help="Who made it.")] = "the llmworks team",
-    tokenizer: Annotated[
-        str | None, typer.Option(help="Print token stats with this tokenizer (default: skip).")
-    ] = None,
-    seed: Annotated[int, typer.Option()] = 42,
-    distill_model: Annotated[
-        str | None, typer.Option(help="Model whose own answers make the general part (default: embedded).")
-    ] = None,
+    overrides: Annotated[list[str] | None, arguments(DemoConfig)] = None,
+    config: ConfigFile = None,
+    output: Annotated[Path | None, option(DemoConfig, "output", "-o", "--output")] = None,
+    name: Annotated[str | None, option(DemoConfig, "name")] = None,
+    author: Annotated[str | None, option(DemoConfig, "author")] = None,
+    tokenizer: Annotated[str | None, option(DemoConfig, "tokenizer")] = None,
+    seed: Annotated[int | None, option(DemoConfig, "seed")] = None,
+    distill_model: Annotated[str | None, option(DemoConfig, "distill_model")] = None,
 ) -> None:
     """Build the demo training set: self-cognition, sentiment, two-turn memory and general answers, mixed."""
     from llmworks.data.builtin import build_demo_data
 
+    cfg = from_cli(
+        DemoConfig, config, overrides,
+        output=output, name=name, author=author, tokenizer=tokenizer, seed=seed, distill_model=distill_model,
+    )  # fmt: skip
+    assert cfg.output is not None
     build_demo_data(
-        output, name, author, tokenizer=tokenizer, seed=seed, console=out, distill_model=distill_model
-    )
+        cfg.output, cfg.name, cfg.author, tokenizer=cfg.tokenizer, seed=cfg.seed, console=out,
+        distill_model=cfg.distill_model,
+    )  # fmt: skip
+    save_beside(cfg, cfg.output / "config.yaml", "llmworks data demo")
 
 
 # -- synth ----------------------------------------------------------------------------------------
@@ -287,42 +279,42 @@ def demo(
 
 @synth_app.command("selfcog")
 def synth_selfcog(
-    name: Annotated[str, typer.Option(help="The assistant's name.")],
-    author: Annotated[str, typer.Option(help="Who made it.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL (messages).")],
-    lang: Annotated[str, typer.Option(help="Languages: en, zh.")] = "en,zh",
-    per_question: Annotated[int, typer.Option(help="Answer variants per question.")] = 1,
-    seed: Annotated[int, typer.Option()] = 0,
+    overrides: Annotated[list[str] | None, arguments(SelfcogConfig)] = None,
+    config: ConfigFile = None,
+    name: Annotated[str | None, option(SelfcogConfig, "name")] = None,
+    author: Annotated[str | None, option(SelfcogConfig, "author")] = None,
+    output: Annotated[Path | None, option(SelfcogConfig, "output", "-o", "--output")] = None,
+    lang: Annotated[str | None, option(SelfcogConfig, "languages", "--lang", "--languages")] = None,
+    per_question: Annotated[int | None, option(SelfcogConfig, "per_question")] = None,
+    seed: Annotated[int | None, option(SelfcogConfig, "seed")] = None,
 ) -> None:
     """Identity questions and answers ("who are you", "who made you") with the name filled in."""
     from llmworks.data.io import write_jsonl
     from llmworks.data.synth.selfcog import selfcog_records
 
-    langs = tuple(x.strip() for x in lang.split(",") if x.strip())
-    n = write_jsonl(output, selfcog_records(name, author, langs, per_question, seed))
-    out.print(f"wrote {n} self-cognition records to {output}")
+    cfg = from_cli(
+        SelfcogConfig, config, overrides,
+        name=name, author=author, output=output, languages=lang, per_question=per_question, seed=seed,
+    )  # fmt: skip
+    assert cfg.name is not None and cfg.author is not None and cfg.output is not None
+    records = selfcog_records(cfg.name, cfg.author, tuple(cfg.languages), cfg.per_question, cfg.seed)
+    n = write_jsonl(cfg.output, records)
+    save_beside(cfg, config_path(cfg.output), "llmworks data synth selfcog")
+    out.print(f"wrote {n} self-cognition records to {cfg.output}")
 
 
 @synth_app.command("self-instruct")
 def synth_self_instruct(
-    seeds: Annotated[
-        Path, typer.Option(help="Seed tasks: alpaca/chat records, or one instruction per line.")
-    ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL (instruction/input/output).")],
-    n: Annotated[int, typer.Option("-n", help="New tasks to make.")] = 100,
-    model: Annotated[
-        str | None, typer.Option(help="Model for the in-process engine, or the name at --base-url.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
-    ] = None,
-    max_rouge: Annotated[
-        float, typer.Option(help="Drop candidates with ROUGE-L above this against the pool.")
-    ] = 0.7,
-    max_attempts: Annotated[
-        int | None, typer.Option(help="Give up after this many model calls (default 10n).")
-    ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    overrides: Annotated[list[str] | None, arguments(SelfInstructConfig)] = None,
+    config: ConfigFile = None,
+    seeds: Annotated[Path | None, option(SelfInstructConfig, "seeds")] = None,
+    output: Annotated[Path | None, option(SelfInstructConfig, "output", "-o", "--output")] = None,
+    n: Annotated[int | None, option(SelfInstructConfig, "n", "-n")] = None,
+    model: Annotated[str | None, option(SelfInstructConfig, "model")] = None,
+    base_url: Annotated[str | None, option(SelfInstructConfig, "base_url")] = None,
+    max_rouge: Annotated[float | None, option(SelfInstructConfig, "max_rouge")] = None,
+    max_attempts: Annotated[int | None, option(SelfInstructConfig, "max_attempts")] = None,
+    seed: Annotated[int | None, option(SelfInstructConfig, "seed")] = None,
 ) -> None:
     """New instruction/response pairs from seed tasks (Self-Instruct), filtered by ROUGE-L and format checks."""
     from llmworks.client import make_client
@@ -331,17 +323,25 @@ def synth_self_instruct(
     from llmworks.data.synth.prompts import read_tasks
     from llmworks.data.synth.self_instruct import SelfInstructReport, self_instruct
 
-    tasks = read_tasks(seeds)
+    cfg = from_cli(
+        SelfInstructConfig, config, overrides,
+        seeds=seeds, output=output, n=n, model=model, base_url=base_url, max_rouge=max_rouge,
+        max_attempts=max_attempts, seed=seed,
+    )  # fmt: skip
+    assert cfg.seeds is not None and cfg.output is not None
+    output = cfg.output
+    tasks = read_tasks(cfg.seeds)
     report = SelfInstructReport()
     with (
-        make_client(model, base_url) as client,
+        make_client(cfg.model, cfg.base_url) as client,
         JsonlWriter(output, "new tasks") as w,
-        progress("self-instruct", n, unit="items") as bar,
+        progress("self-instruct", cfg.n, unit="items") as bar,
     ):
         w.empty_reason = "every candidate was rejected"
-        for task in self_instruct(client, tasks, n, report, max_rouge, max_attempts, seed):
+        for task in self_instruct(client, tasks, cfg.n, report, cfg.max_rouge, cfg.max_attempts, cfg.seed):
             w.write(task)
             advance(bar)
+    save_beside(cfg, config_path(output), "llmworks data synth self-instruct")
     rejected = ", ".join(f"{k} {v}" for k, v in report.rejected.most_common()) or "none"
     out.print(
         f"wrote {report.accepted} tasks to {output} in {report.attempts} attempts; rejected: {rejected}"
@@ -350,18 +350,16 @@ def synth_self_instruct(
 
 @synth_app.command("pairs")
 def synth_pairs(
-    prompts: Annotated[
-        Path, typer.Option(help="Prompts: records with a prompt or messages, or one per line.")
-    ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL: {prompt, responses}.")],
-    k: Annotated[int, typer.Option("-k", help="Responses per prompt.")] = 2,
-    model: Annotated[
-        str | None, typer.Option(help="Model for the in-process engine, or the name at --base-url.")
-    ] = None,
-    base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible server.")] = None,
-    temperature: Annotated[float, typer.Option()] = 0.8,
-    max_tokens: Annotated[int, typer.Option()] = 256,
-    seed: Annotated[int, typer.Option()] = 0,
+    overrides: Annotated[list[str] | None, arguments(PairsConfig)] = None,
+    config: ConfigFile = None,
+    prompts: Annotated[Path | None, option(PairsConfig, "prompts")] = None,
+    output: Annotated[Path | None, option(PairsConfig, "output", "-o", "--output")] = None,
+    k: Annotated[int | None, option(PairsConfig, "k", "-k")] = None,
+    model: Annotated[str | None, option(PairsConfig, "model")] = None,
+    base_url: Annotated[str | None, option(PairsConfig, "base_url")] = None,
+    temperature: Annotated[float | None, option(PairsConfig, "temperature")] = None,
+    max_tokens: Annotated[int | None, option(PairsConfig, "max_tokens")] = None,
+    seed: Annotated[int | None, option(PairsConfig, "seed")] = None,
 ) -> None:
     """k sampled responses per prompt, ready to rank with `llmworks data annotate`."""
     from llmworks.client import make_client
@@ -370,15 +368,23 @@ def synth_pairs(
     from llmworks.data.synth.pairs import sample_pairs
     from llmworks.data.synth.prompts import read_prompts
 
-    if k < 2:
-        raise UserError(f"-k must be at least 2 to rank responses (got {k}).", "Use -k 2 or more.")
+    cfg = from_cli(
+        PairsConfig, config, overrides,
+        prompts=prompts, output=output, k=k, model=model, base_url=base_url, temperature=temperature,
+        max_tokens=max_tokens, seed=seed,
+    )  # fmt: skip
+    assert cfg.prompts is not None and cfg.output is not None
+    output, k = cfg.output, cfg.k
     with (
-        make_client(model, base_url) as client,
+        make_client(cfg.model, cfg.base_url) as client,
         JsonlWriter(output, "prompts") as w,
         progress(f"pairs (k={k})", None, unit="items") as bar,
     ):
-        for rec in sample_pairs(client, read_prompts(prompts), k, temperature, max_tokens, seed):
+        records = sample_pairs(
+            client, read_prompts(cfg.prompts), k, cfg.temperature, cfg.max_tokens, cfg.seed
+        )
+        for rec in records:
             w.write(rec)
             advance(bar)
-    n = w.count
-    out.print(f"wrote {n} prompts x {k} responses to {output}")
+    save_beside(cfg, config_path(output), "llmworks data synth pairs")
+    out.print(f"wrote {w.count} prompts x {k} responses to {output}")

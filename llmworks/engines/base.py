@@ -163,6 +163,13 @@ class Engine(ABC):
     # -- shared behaviour, built on the methods above --
 
     @property
+    def stop_strings(self) -> tuple[str, ...]:
+        """Strings that end a chat turn besides the template's end-of-turn token: the registry entry's (ChatGLM's
+        <|user|> and <|observation|>, Qwen's <|endoftext|>); () for models without an entry."""
+        spec = getattr(getattr(self, "source", None), "spec", None)
+        return tuple(getattr(spec, "stop", ()) or ())
+
+    @property
     def default_system(self) -> str | None:
         """The registry's system prompt for this model, or None for the template's own default."""
         spec = getattr(getattr(self, "source", None), "spec", None)
@@ -202,8 +209,14 @@ class Engine(ABC):
     def chat(self, messages: Sequence[Message], params: SamplingParams) -> Iterator[Delta]:
         """Stream the assistant's reply to `messages` under the chat policy (a convenience for scripts and
         tests; applications use `llmworks.client`, which also handles tools and structured output)."""
-        prompt = render_chat(self.template, messages, model=self.name, default_system=self.default_system)
-        stop = tuple(dict.fromkeys((*params.stop, *prompt.stop)))
+        prompt = render_chat(
+            self.template,
+            messages,
+            model=self.name,
+            default_system=self.default_system,
+            stop=(*params.stop, *self.stop_strings),
+        )
+        stop = tuple(dict.fromkeys(prompt.stop))
         return self.generate(prompt.text, dataclasses.replace(params, stop=stop))
 
     def complete(self, prompt: str | list[int], params: SamplingParams) -> tuple[str, FinishReason]:

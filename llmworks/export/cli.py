@@ -1,4 +1,5 @@
-"""`llmworks export merge|gguf|quant`: thin wrappers over `llmworks.export`'s functions."""
+"""`llmworks export merge|gguf|quant ARGS [--config FILE] [key=value ...] [--flags]`: thin wrappers over
+`llmworks.export`'s functions, each filling its command's config (`llmworks.export.config`)."""
 
 from __future__ import annotations
 
@@ -7,73 +8,67 @@ from typing import Annotated
 
 import typer
 
+from llmworks.config_cli import ConfigFile, arguments, from_cli, option
+from llmworks.export.config import ExportConfig, GGUFConfig, MergeConfig, QuantConfig
+
 app = typer.Typer(
     help="Export: merge adapters, HF → GGUF (+ llama.cpp quantization), int8/int4 for transformers.",
     no_args_is_help=True,
 )
 
-Out = Annotated[Path, typer.Option("--output", "-o", help="Where to write the export.")]
-Model = Annotated[
-    str | None,
-    typer.Argument(help="HF dir, merged or full run dir, .gguf, registry name (default: embedded)."),
-]
-NoEval = Annotated[
-    bool,
-    typer.Option("--no-eval", help="Skip the measurements (perplexity, speed, agreement) in the report."),
-]
-Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all).")]
+Out = Annotated[Path | None, option(ExportConfig, "output", "--output", "-o")]
+Eval = Annotated[bool | None, option(ExportConfig, "eval", "--eval/--no-eval")]
+Threads = Annotated[int | None, option(ExportConfig, "threads")]
 
 
 @app.command()
 def merge(
-    run_dir: Annotated[
-        Path, typer.Argument(help="A `llmworks train` run directory with a LoRA/DoRA adapter.")
-    ],
-    output: Out,
-    no_eval: NoEval = False,
+    args: Annotated[list[str] | None, arguments(MergeConfig, "run_dir")] = None,
+    config: ConfigFile = None,
+    output: Out = None,
+    eval: Eval = None,
     threads: Threads = None,
 ) -> None:
     """Merge a run's adapter into its base: a standalone HF directory with tokenizer, chat template and card."""
     from llmworks.export.merge import merge as run
 
-    _summary(run(run_dir, output, evaluate=not no_eval, n_threads=threads).to_json())
+    cfg = from_cli(MergeConfig, config, args, "run_dir", output=output, eval=eval, threads=threads)
+    assert cfg.run_dir is not None
+    _summary(run(cfg.run_dir, cfg.out, evaluate=cfg.eval, n_threads=cfg.threads).to_json())
 
 
 @app.command()
 def gguf(
-    output: Out,
-    model: Model = None,
-    quant: Annotated[
-        str,
-        typer.Option(
-            "--quant",
-            "-q",
-            help="f16 | q8_0 | q4_k_m | q4_0, or another llama.cpp type (f32, bf16, q6_k, q5_k_m, q2_k, ...).",
-        ),
-    ] = "f16",
-    no_eval: NoEval = False,
+    args: Annotated[list[str] | None, arguments(GGUFConfig, "model")] = None,
+    config: ConfigFile = None,
+    output: Out = None,
+    quant: Annotated[str | None, option(GGUFConfig, "quant", "--quant", "-q")] = None,
+    eval: Eval = None,
     threads: Threads = None,
 ) -> None:
-    """Convert to GGUF and quantize with llama.cpp; writes FILE.gguf, FILE.gguf.md and FILE.gguf.report.json."""
+    """Convert to GGUF and quantize with llama.cpp; writes FILE.gguf, its card (.md), report and config."""
     from llmworks.export.gguf import export_gguf
 
-    _summary(export_gguf(model, output, quant, evaluate=not no_eval, n_threads=threads).to_json())
+    cfg = from_cli(GGUFConfig, config, args, "model", output=output, quant=quant, eval=eval, threads=threads)
+    _summary(export_gguf(cfg.model, cfg.out, cfg.quant, evaluate=cfg.eval, n_threads=cfg.threads).to_json())
 
 
 @app.command()
 def quant(
-    output: Out,
-    model: Model = None,
-    method: Annotated[
-        str, typer.Option("--method", "-m", help="int8 (torchao) | int4 (bitsandbytes NF4).")
-    ] = "int8",
-    no_eval: NoEval = False,
+    args: Annotated[list[str] | None, arguments(QuantConfig, "model")] = None,
+    config: ConfigFile = None,
+    output: Out = None,
+    method: Annotated[str | None, option(QuantConfig, "method", "--method", "-m")] = None,
+    eval: Eval = None,
     threads: Threads = None,
 ) -> None:
     """Weight-only int8/int4 for the transformers engine (`llmworks chat DIR --engine transformers`)."""
     from llmworks.export.hf_quant import quantize
 
-    _summary(quantize(model, method, output, evaluate=not no_eval, n_threads=threads).to_json())
+    cfg = from_cli(
+        QuantConfig, config, args, "model", output=output, method=method, eval=eval, threads=threads
+    )
+    _summary(quantize(cfg.model, cfg.method, cfg.out, evaluate=cfg.eval, n_threads=cfg.threads).to_json())
 
 
 def _summary(report: dict[str, object]) -> None:

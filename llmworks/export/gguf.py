@@ -3,7 +3,8 @@
 `gguf_writer` (on the `gguf` package) writes f32 and f16 itself. For any other type it writes an f32 GGUF
 first, so the quantizer starts from the exact source weights, and `llama_model_quantize` (llama-cpp-python)
 writes the requested type with llama.cpp's per-tensor choices (e.g. q4_k_m keeps some tensors at q6_k). Next to FILE.gguf go
-FILE.gguf.md (the model card) and FILE.gguf.report.json, so several exports can share a directory.
+FILE.gguf.md (the model card), FILE.gguf.report.json and FILE.gguf.config.yaml (the export's config), so several
+exports can share a directory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 from rich.console import Console
 
 from llmworks.atomic import temp_path
+from llmworks.console import make_console
 from llmworks.errors import UserError
+from llmworks.export.config import GGUFConfig, gguf_config_path
 from llmworks.export.files import check_disk_space, gib, model_size
 from llmworks.export.gguf_writer import write_gguf
 from llmworks.export.measure import measure
@@ -60,12 +63,21 @@ def export_gguf(
     console: Console | None = None,
 ) -> ExportReport:
     """Write `model` (HF dir, merged or full run dir, GGUF, registry name) as the GGUF file `out` of type `quant`."""
-    console = console or Console(stderr=True)
-    quant = quant.lower()
-    ftype = llama_ftype(quant)
+    console = console or make_console(stderr=True)
     out = Path(out)
-    if out.suffix.lower() != ".gguf" or out.is_dir():
-        raise UserError(f"output {out} is not a .gguf file name.", "Give -o NAME.gguf.")
+    cfg = GGUFConfig.build(
+        {
+            "model": None if model is None else str(model),
+            "output": out,
+            "quant": quant,
+            "eval": evaluate,
+            "threads": n_threads,
+        }
+    )
+    quant = cfg.quant
+    ftype = llama_ftype(quant)
+    if out.is_dir():
+        raise UserError(f"output {out} is a directory.", "Give -o NAME.gguf.")
     source = resolve(model)
     if source.adapter is not None:
         raise UserError(
@@ -107,6 +119,7 @@ def export_gguf(
         report.measurements = [ref, measure(out, "llamacpp", reference=ref, n_threads=n_threads)]
     provenance = source.path if source.kind == "hf" else None
     write_report(report, Path(f"{out}.report.json"), Path(f"{out}.md"), provenance)
+    cfg.save(gguf_config_path(out), f"llmworks export gguf --config {gguf_config_path(out)}")
     return report
 
 

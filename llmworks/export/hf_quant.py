@@ -20,7 +20,9 @@ from typing import Any
 from rich.console import Console
 
 from llmworks.atomic import atomic_dir
+from llmworks.console import make_console
 from llmworks.errors import MissingExtra, UserError
+from llmworks.export.config import DIR_CONFIG, QuantConfig
 from llmworks.export.files import (
     check_disk_space,
     check_target_dir,
@@ -32,8 +34,6 @@ from llmworks.export.report import ExportReport, write_report
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import resolve
 
-METHODS = ("int8", "int4")
-
 
 def quantize(
     model: str | os.PathLike[str] | None,
@@ -44,10 +44,11 @@ def quantize(
     console: Console | None = None,
 ) -> ExportReport:
     """Quantize `model`'s Linear weights to `method` and save the result as the HF directory `out`."""
-    console = console or Console(stderr=True)
-    if method not in METHODS:
-        raise UserError(f"unknown quantization method {method!r}.", f"Choose one of: {', '.join(METHODS)}.")
+    console = console or make_console(stderr=True)
     out = Path(out)
+    cfg = QuantConfig.build(
+        {"model": _str(model), "method": method, "output": out, "eval": evaluate, "threads": n_threads}
+    )
     source = resolve(model)
     if source.adapter is not None:
         raise UserError(
@@ -93,8 +94,13 @@ def quantize(
             console.print("measuring the source and the quantized model ...")
             report.measurements = measure_export(hf_dir, tmp, out, n_threads)
         write_report(report, tmp / "report.json", tmp / "README.md", tmp)
+        cfg.save(tmp / DIR_CONFIG, f"llmworks export quant --config {out / DIR_CONFIG}")
     console.print(f"wrote {out} ({report.size_bytes / report.source_size_bytes:.0%} of the source's weights)")
     return report
+
+
+def _str(model: str | os.PathLike[str] | None) -> str | None:
+    return None if model is None else str(model)
 
 
 def _config(method: str) -> Any:

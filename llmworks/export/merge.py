@@ -2,7 +2,7 @@
 
 The merged weights are checked against the unmerged model on fixed prompts (the largest logit difference
 goes in the report), then saved as safetensors with the run's tokenizer, chat template, training config
-and a model card.
+and a model card; the export's own config goes in export_config.yaml.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 from rich.console import Console
 
 from llmworks.atomic import atomic_dir
+from llmworks.console import make_console
 from llmworks.errors import BadModel, UserError
+from llmworks.export.config import DIR_CONFIG, MergeConfig
 from llmworks.export.files import (
     check_disk_space,
     check_target_dir,
@@ -37,8 +39,9 @@ def merge(
     console: Console | None = None,
 ) -> ExportReport:
     """Merge the adapter of `run_dir` into its base and save the result as the HF directory `out`."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     run, out = Path(run_dir), Path(out)
+    cfg = MergeConfig.build({"run_dir": run, "output": out, "eval": evaluate, "threads": n_threads})
     _check_run_dir(run)
     source = resolve(run)
     base_dir = hf_dir_for(source)
@@ -61,6 +64,7 @@ def merge(
             console.print("measuring the unmerged and the merged model ...")
             report.measurements = measure_export(run, tmp, out, n_threads)
         write_report(report, tmp / "report.json", tmp / "README.md", tmp)
+        cfg.save(tmp / DIR_CONFIG, f"llmworks export merge --config {out / DIR_CONFIG}")
     console.print(f"merged → {out} (max |logit diff| {diff:.2e})")
     return report
 

@@ -86,7 +86,7 @@ def render_chat(
     msgs, native_tools = conversation(messages, template, default_system, tools if mode else None)
     text = template.render(msgs, add_generation_prompt=True, tools=native_tools)
     eot = template.end_of_turn
-    stops = tuple(s for s in stop if s)
+    stops = tuple(dict.fromkeys(s for s in stop if s))
     if eot and eot not in stops:
         stops = (*stops, eot)
     if mode not in (None, "auto"):

@@ -37,7 +37,7 @@ class ModelSpec:
     template: str = "tokenizer_config"
     """Where the chat template comes from: `tokenizer_config`, `gguf` or `none` (base models)."""
     stop: tuple[str, ...] = ()
-    """End-of-turn / EOS strings that must end generation."""
+    """Strings that end a chat turn (with the template's end-of-turn token): the chat policy stops on them."""
     tied_embeddings: bool = False
     embedded: str = ""
     """`package/file` of a model shipped inside an installed wheel (the embedded default)."""

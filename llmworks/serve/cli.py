@@ -1,90 +1,68 @@
-"""`llmworks serve`: start the OpenAI-compatible server (and web chat) on one or more models."""
+"""`llmworks serve [MODEL ...] [--config serve.yaml] [key=value ...] [--flags]`: start the OpenAI-compatible
+server (and web chat) on one or more models. The settings fill one `ServeConfig`; the server logs them at
+start (`llmworks.serve` logger; the full YAML at --log-level debug)."""
 
 from __future__ import annotations
 
 import os
 from typing import Annotated
 
-import typer
-
+from llmworks.config_cli import ConfigFile, arguments, from_cli, option
 from llmworks.errors import UserError
+from llmworks.serve.config import LOOPBACK, ServeConfig
 
 
 def serve(
-    models: Annotated[
-        list[str] | None, typer.Argument(help="Models to serve (default: the embedded one).")
-    ] = None,
-    engine: Annotated[str | None, typer.Option("--engine", help="llamacpp | transformers | vllm.")] = None,
-    host: Annotated[
-        str, typer.Option("--host", help="Bind address (loopback unless told otherwise).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8000,
-    lora: Annotated[
-        list[str] | None, typer.Option("--lora", help="NAME=PATH of a LoRA adapter (repeatable).")
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key", help="Require 'Authorization: Bearer KEY' on /v1 (or set LLMWORKS_API_KEY)."
-        ),
-    ] = None,
-    max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait; past it: 429.")] = 64,
-    parallel: Annotated[int, typer.Option("--parallel", help="Sequences decoded together (llamacpp).")] = 8,
-    ctx: Annotated[int, typer.Option("--ctx", help="Context per sequence, prompt + completion.")] = 2048,
-    embedding_model: Annotated[
-        str | None, typer.Option("--embedding-model", help="sentence-transformers dir for /v1/embeddings.")
-    ] = None,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="debug | info (a line per request) | warning | error.")
-    ] = "info",
+    args: Annotated[list[str] | None, arguments(ServeConfig, "models")] = None,
+    config: ConfigFile = None,
+    engine: Annotated[str | None, option(ServeConfig, "engine")] = None,
+    host: Annotated[str | None, option(ServeConfig, "host")] = None,
+    port: Annotated[int | None, option(ServeConfig, "port")] = None,
+    lora: Annotated[list[str] | None, option(ServeConfig, "lora")] = None,
+    api_key: Annotated[str | None, option(ServeConfig, "api_key")] = None,
+    max_queue: Annotated[int | None, option(ServeConfig, "max_queue")] = None,
+    parallel: Annotated[int | None, option(ServeConfig, "parallel")] = None,
+    ctx: Annotated[int | None, option(ServeConfig, "ctx")] = None,
+    embedding_model: Annotated[str | None, option(ServeConfig, "embedding_model")] = None,
+    log_level: Annotated[str | None, option(ServeConfig, "log_level")] = None,
 ) -> None:
     """Serve models behind an OpenAI-compatible API, with a web chat at /."""
     import logging
     import socket
 
     import uvicorn
-    from rich.console import Console
 
+    from llmworks.console import make_console
     from llmworks.engines.embedder import Embedder
     from llmworks.serve.app import ServerState, create_app
     from llmworks.serve.served import load_served_models
 
-    if parallel < 1 or ctx < 16 or max_queue < 0:
-        raise UserError("--parallel must be >= 1, --ctx >= 16 and --max-queue >= 0.", "")
-    level = logging.getLevelNamesMapping().get(log_level.upper())
-    if level is None:
-        raise UserError(f"unknown --log-level '{log_level}'.", "Use debug, info, warning or error.")
+    cfg = from_cli(
+        ServeConfig, config, args, "models",
+        engine=engine, host=host, port=port, lora=lora, api_key=api_key, max_queue=max_queue,
+        parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level,
+    )  # fmt: skip
+    if cfg.api_key is None and os.environ.get("LLMWORKS_API_KEY"):
+        cfg.api_key = os.environ["LLMWORKS_API_KEY"]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("llmworks").setLevel(level)
-    console = Console(stderr=True)
-    key = api_key or os.environ.get("LLMWORKS_API_KEY") or None
-    if host not in ("127.0.0.1", "localhost", "::1") and not key:
+    logging.getLogger("llmworks").setLevel(cfg.log_level.upper())
+    log = logging.getLogger("llmworks.serve")
+    log.info("serve config: %s", cfg.summary_line())
+    log.debug("resolved config (reuse it with --config FILE):\n%s", _masked_yaml(cfg))
+    console = make_console(stderr=True)
+    host, port, key = cfg.host, cfg.port, cfg.api_key
+    if host not in LOOPBACK and not key:
         console.print(
             f"[yellow]warning: serving on {host} without --api-key: anyone who can reach this port can use "
             "the models. Set --api-key (or LLMWORKS_API_KEY).[/yellow]"
         )
-    if engine == "vllm":
+    if cfg.engine == "vllm":
         from llmworks.serve.vllm import serve_vllm
 
-        ignored = [
-            flag
-            for flag, given in (
-                ("--lora", bool(lora)),
-                ("--parallel", parallel != 8),
-                ("--max-queue", max_queue != 64),
-                ("--embedding-model", embedding_model is not None),
-            )
-            if given
-        ]
-        if ignored:
-            raise UserError(
-                f"--engine vllm does not take {', '.join(ignored)}: vLLM schedules and batches by itself.",
-                "Drop those flags, or pass vLLM's own options by running `vllm serve` directly.",
-            )
-        serve_vllm(models or [], host, port, key, ctx, console)
+        serve_vllm(cfg.models, host, port, key, cfg.ctx, console)
         return
-    served = load_served_models(list(models or []), engine, list(lora or []), parallel, ctx, max_queue)
-    state = ServerState(served, api_key=key, embedder=Embedder(embedding_model))
+    served = load_served_models(cfg.models, cfg.engine, cfg.lora, cfg.parallel, cfg.ctx, cfg.max_queue)
+    state = ServerState(served, api_key=key, embedder=Embedder(cfg.embedding_model))
     app = create_app(state)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -102,10 +80,20 @@ def serve(
     console.print(f"  embeddings:      {state.embedder.name if state.embedder else 'none'}")
     if key:
         console.print("  API key required (Authorization: Bearer ...)")
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, log_config=None)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, log_config=None)
+    )
     try:
         server.run(sockets=[sock])
     finally:
         for m in served.values():
             m.engine.close()
+
+
+def _masked_yaml(cfg: ServeConfig) -> str:
+    import yaml
+
+    data = cfg.model_dump(mode="json")
+    if data.get("api_key"):
+        data["api_key"] = "***"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -14,8 +14,6 @@ from llmworks.chat.session import ChatSession
 from llmworks.client import make_client
 from llmworks.testing.server import start_server, stop_server
 
-pytestmark = pytest.mark.slow
-
 TOOLS = [
     {
         "type": "function",
@@ -37,6 +35,7 @@ CONVERSATIONS = [
 ]
 
 
+@pytest.mark.slow
 def test_same_prompt_tokens_on_every_path(embedded_gguf: Path, tmp_path: Path) -> None:
     server = start_server(["--parallel", "1", "--ctx", "1024"], tmp_path / "server.log")
     try:
@@ -64,3 +63,19 @@ def test_same_prompt_tokens_on_every_path(embedded_gguf: Path, tmp_path: Path) -
                 assert for_session.last_prompt_ids == via_server, messages  # type: ignore[attr-defined]
     finally:
         stop_server(server)
+
+
+def test_registry_stop_strings_end_chat_turns(tiny_gguf: Path) -> None:
+    """A registry entry's stop strings (ChatGLM's <|user|>, Qwen's <|endoftext|>) end a chat turn."""
+    import dataclasses
+
+    from llmworks.client.base import GenOptions
+    from llmworks.client.local import chat_request
+    from llmworks.engines import load_engine
+    from llmworks.models.registry import get_spec
+
+    with load_engine(tiny_gguf, n_ctx=256) as eng:
+        spec = dataclasses.replace(get_spec("smollm2-135m-instruct"), stop=("<|user|>",))
+        eng.source = dataclasses.replace(eng.source, spec=spec)
+        _, _, params = chat_request(eng, [{"role": "user", "content": "hi"}], GenOptions(stop=("END",)))
+        assert params.stop == ("END", "<|user|>", "<|im_end|>")

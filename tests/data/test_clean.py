@@ -108,8 +108,8 @@ def test_cli_clean_table_and_errors(tmp_path: Path) -> None:
     r = run_cli("clean", src, "-o", tmp_path / "out2.jsonl", "--min-chars", "100000")
     assert r.exit_code == 2 and "all 8 records were removed" in r.error
     assert not (tmp_path / "out2.jsonl").exists()
-    with pytest.raises(UserError, match="near-threshold"):
-        CleanConfig(near_threshold=0)
+    with pytest.raises(UserError, match="near_threshold=0"):
+        CleanConfig.build({"near_threshold": 0})
 
 
 def test_band_table_keeps_first_id_through_growth() -> None:

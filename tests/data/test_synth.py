@@ -107,7 +107,7 @@ def test_pairs_and_prompt_files(tmp_path: Path) -> None:
 
 def test_cli_synth_errors(tmp_path: Path) -> None:
     r = run_cli("synth", "pairs", "--prompts", tmp_path / "none.txt", "-o", tmp_path / "o.jsonl", "-k", "1")
-    assert r.exit_code == 2 and "-k must be at least 2" in r.error
+    assert r.exit_code == 2 and "k=1 (at least 2 responses" in r.error
     seeds = write_jsonl(tmp_path / "s.jsonl", SEEDS)
     r = run_cli(
         "synth",

@@ -15,8 +15,13 @@ MODES = {"sft": SFTConfig, "dpo": DPOConfig, "pretrain": PretrainConfig}
 
 
 def recipes() -> list[Path]:
-    """Training recipes; configs/accelerate/ holds launcher configs (tests/train/test_distributed.py)."""
-    return sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "accelerate")
+    """Training recipes (the YAMLs whose first line runs `llmworks train`; tests/test_configs.py loads every
+    stage's); configs/accelerate/ holds launcher configs (tests/train/test_distributed.py)."""
+    return sorted(
+        p
+        for p in CONFIGS.rglob("*.yaml")
+        if p.parent.name != "accelerate" and p.read_text(encoding="utf-8").startswith("# llmworks train ")
+    )
 
 
 def mode_of(path: Path) -> str:
