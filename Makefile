@@ -46,7 +46,7 @@ demo: install
 
 # System packages only the tests need (the demo needs neither root nor apt): installed with apt when we are
 # root (as CI is); otherwise one line says what to install, and the tests that need it fail saying so.
-SYSTEM_DEPS := chromium
+SYSTEM_DEPS := chromium espeak-ng
 system-deps:
 	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \

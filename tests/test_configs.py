@@ -12,6 +12,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from llmworks.agent.config import AgentConfig
 from llmworks.cli import app
 from llmworks.config import StageConfig
 from llmworks.config_cli import ConfigFile, arguments, from_cli, option, split_args
@@ -30,6 +31,8 @@ COMMANDS: dict[str, tuple[type[StageConfig], dict[str, Any], tuple[str, Any, str
     "train dpo": (DPOConfig, {"data": ["a.jsonl"]}, ("beta", 0, "beta=0")),
     "train pretrain": (PretrainConfig, {"data": ["a.txt"]}, ("batch_size", 0, "batch_size=0")),
     "serve": (ServeConfig, {}, ("port", "http", "port='http'")),
+    "agent run": (AgentConfig, {}, ("loop", "circle", "loop='circle'")),
+    "agent chat": (AgentConfig, {"tools": ["python"]}, ("tools", ["shell"], "unknown tool 'shell'")),
     "eval run": (EvalConfig, {"tasks": ["smoke"]}, ("method", "guess", "method='guess'")),
     "export merge": (export.MergeConfig, {"run_dir": "run", "output": "m"}, ("threads", 0, "threads=0")),
     "export gguf": (export.GGUFConfig, {"output": "m.gguf"}, ("quant", "q9", "quant='q9'")),
@@ -86,7 +89,7 @@ def test_every_shipped_config_loads_into_its_command(path: Path) -> None:
 
 def test_there_are_shipped_configs_for_every_stage() -> None:
     stages = {command_of(p).split()[0] for p in shipped()}
-    assert {"train", "serve", "export", "data"} <= stages
+    assert {"train", "serve", "export", "data", "agent"} <= stages
 
 
 def test_every_command_with_a_config_is_in_the_table() -> None:

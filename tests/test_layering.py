@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1] / "llmworks"
 
 FLOORS = [
-    {"errors", "sandbox"},
+    {"errors", "sandbox", "console"},
     {"atomic", "environment"},
     {"config", "local_server"},
     {"models"},

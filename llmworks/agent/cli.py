@@ -13,16 +13,18 @@ Every run appends its trajectory to OUT/trajectories.jsonl (messages + tool_call
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from llmworks.agent.config import AgentConfig
+from llmworks.config_cli import ConfigFile, option, split_args
+from llmworks.errors import UserError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from llmworks.agent.config import AgentConfig
     from llmworks.agent.run import Step
 
 app = typer.Typer(
@@ -31,33 +33,30 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-
 Args = Annotated[
-    list[str] | None, typer.Argument(help="[CONFIG.yaml] TASK, then key=value overrides.", show_default=False)
+    list[str] | None,
+    typer.Argument(
+        help="[CONFIG.yaml] TASK, then key=value overrides of any config key (see --help of the options).",
+        show_default=False,
+        metavar="ARGS",
+    ),
 ]
-Tools = Annotated[
-    str | None, typer.Option("--tools", help="Comma-separated tools (see `llmworks agent tools`).")
-]
-Loop = Annotated[str | None, typer.Option("--loop", help="tools (function calling) | react | plan.")]
-Kb = Annotated[
-    list[str] | None, typer.Option("--kb", help="A knowledge base (folder or RAG name); repeatable.")
-]
-Model = Annotated[str | None, typer.Option("--model", help="The chat model (default: the embedded one).")]
-BaseUrl = Annotated[str | None, typer.Option("--base-url", help="An OpenAI-compatible server to use.")]
+Tools = Annotated[str | None, option(AgentConfig, "tools", "--tools")]
+Loop = Annotated[str | None, option(AgentConfig, "loop")]
+Kb = Annotated[list[str] | None, option(AgentConfig, "kbs", "--kb")]
+Model = Annotated[str | None, option(AgentConfig, "model")]
+BaseUrl = Annotated[str | None, option(AgentConfig, "base_url")]
+Constrain = Annotated[bool | None, option(AgentConfig, "constrain")]
 Out = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Where trajectories and files go (default: out/agent/NAME)."),
-]
-Constrain = Annotated[
-    bool | None,
-    typer.Option("--constrain/--no-constrain", help="Constrain actions with a grammar (default: on)."),
 ]
 
 
 @app.command()
 def run(
     args: Args = None,
+    config: ConfigFile = None,
     tools: Tools = None,
     loop: Loop = None,
     kb: Kb = None,
@@ -67,9 +66,9 @@ def run(
     output: Out = None,
 ) -> None:
     """Run an agent on one task: its steps as they happen, then the answer."""
-    cfg, words = _config(args, tools, loop, kb, model, base_url, constrain)
+    cfg, words = _config(config, args, tools, loop, kb, model, base_url, constrain)
     if not words:
-        raise typer.BadParameter('give the task, e.g. llmworks agent run "What is 17% of 2340?"')
+        raise UserError("no task given.", 'Give the task, e.g. llmworks agent run "What is 17% of 2340?"')
     task = " ".join(words)
     agent, out, console = _agent(cfg, output)
     try:
@@ -88,6 +87,7 @@ def run(
 @app.command()
 def chat(
     args: Args = None,
+    config: ConfigFile = None,
     tools: Tools = None,
     loop: Loop = None,
     kb: Kb = None,
@@ -97,7 +97,7 @@ def chat(
     output: Out = None,
 ) -> None:
     """Chat with an agent, several turns (it remembers the conversation); an empty line or Ctrl-D ends it."""
-    cfg, words = _config(args, tools, loop, kb, model, base_url, constrain)
+    cfg, words = _config(config, args, tools, loop, kb, model, base_url, constrain)
     agent, out, console = _agent(cfg, output)
     history: list[dict[str, Any]] = []
     if cfg.suggestions:
@@ -143,17 +143,16 @@ def search(
     """Plan a graph of sub-questions, search them in parallel, answer with the sources (MindSearch-style)."""
     import json
 
-    from rich.console import Console
-
     from llmworks.agent.knowledge import open_kb
     from llmworks.agent.planner import Planner
     from llmworks.client import make_client
+    from llmworks.console import make_console
 
     if not kb:
         raise typer.BadParameter("give at least one knowledge base: --kb DIR (or a RAG knowledge base name)")
     if nodes < 1 or nodes > 8:
         raise typer.BadParameter("--nodes must be 1..8")
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     kbs = [open_kb(k, Path.cwd()) for k in kb]
     with make_client(model, base_url, parallel=nodes) as client:
         planner = Planner(client, kbs, max_nodes=nodes)
@@ -201,15 +200,14 @@ def roleplay(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where the transcript goes.")] = None,
 ) -> None:
     """Two agents talk (Camel-style): the first instructs, the second solves, until the stop phrase."""
-    from rich.console import Console
-
     from llmworks.agent.config import build_agent, load_agent_config
     from llmworks.agent.roleplay import roleplay as run_roleplay
     from llmworks.client import make_client
+    from llmworks.console import make_console
 
     if len(configs) != 2:
         raise typer.BadParameter("give exactly two agent configs: the instructor, then the solver")
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     a_cfg, b_cfg = (load_agent_config(p) for p in configs)
     out = output or Path("out/agent/roleplay")
     client = make_client(a_cfg.model, a_cfg.base_url, a_cfg.api_key)
@@ -234,6 +232,7 @@ def roleplay(
 
 
 def _config(
+    config: Path | None,
     args: list[str] | None,
     tools: str | None,
     loop: str | None,
@@ -242,11 +241,18 @@ def _config(
     base_url: str | None,
     constrain: bool | None,
 ) -> tuple[AgentConfig, list[str]]:
+    """The agent's config (`--config FILE` or a first argument ending in .yaml, then key=value, then
+    flags) and the task's words."""
     from llmworks.agent.config import load_agent_config
 
-    words = [a for a in args or [] if not _OVERRIDE.match(a)]
-    overrides = [a for a in args or [] if _OVERRIDE.match(a)]
-    path = words.pop(0) if words and words[0].endswith((".yaml", ".yml")) else None
+    words, overrides = split_args(args)
+    path: Path | str | None = config
+    if words and words[0].endswith((".yaml", ".yml")):
+        if config is not None:
+            raise UserError(
+                f"two agent configs given: --config {config} and {words[0]}.", "Give one of them."
+            )
+        path = words.pop(0)
     flags: dict[str, Any] = {"loop": loop, "model": model, "base_url": base_url, "constrain": constrain}
     if tools is not None:
         flags["tools"] = [t.strip() for t in tools.split(",") if t.strip()]
@@ -260,11 +266,10 @@ def _config(
 def _agent(cfg: AgentConfig, output: Path | None) -> tuple[Any, Path, Console]:
     import time
 
-    from rich.console import Console
-
     from llmworks.agent.config import build_agent
+    from llmworks.console import make_console
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     out = output or Path("out/agent") / cfg.name
     run_id = time.strftime("%Y%m%d-%H%M%S")
     agent = build_agent(cfg, files_dir=out / "files" / run_id, trajectory=out / "trajectories.jsonl")

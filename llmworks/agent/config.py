@@ -68,7 +68,11 @@ class AgentConfig(StageConfig):
     observation_chars: int = 1500
     """Tool results longer than this are cut (with a note)."""
     temperature: float = 0.0
+    """Sampling temperature of every model request (0: greedy)."""
     seed: int = 0
+    """Sampling seed, so a run repeats."""
+    examples: bool = True
+    """Show the loop's worked examples (llmworks.agent.examples) before the task; small models need them."""
     suggestions: list[str] = []  # noqa: RUF012
     """Opening suggestions shown by the chat and the web chat."""
     read_dirs: list[str] = []  # noqa: RUF012
@@ -157,6 +161,12 @@ def build_agent(
 
     from llmworks.agent.knowledge import open_kb
 
+    names = [t for t in cfg.tools if isinstance(t, str)]
+    if "kb_search" in names and not cfg.kbs:
+        raise UserError(
+            f"agent {cfg.name}: the kb_search tool needs kbs.", "List knowledge bases: kbs: [docs/]."
+        )
+    kbs = [open_kb(k, cfg.base) for k in cfg.kbs]  # a missing one is an error before a model loads
     if client is None:
         from llmworks.client import make_client
 
@@ -165,15 +175,10 @@ def build_agent(
     else:
         owns = False
     files = Path(files_dir) if files_dir else Path(tempfile.mkdtemp(prefix=f"llmworks-agent-{cfg.name}-"))
-    names = [t for t in cfg.tools if isinstance(t, str)]
-    if "kb_search" in names and not cfg.kbs:
-        raise UserError(
-            f"agent {cfg.name}: the kb_search tool needs kbs.", "List knowledge bases: kbs: [docs/]."
-        )
     memory = cfg.path(cfg.memory) if cfg.memory else _default_memory(cfg.name)
     context = ToolContext(
         files,
-        kbs=[open_kb(k, cfg.base) for k in cfg.kbs],
+        kbs=kbs,
         read_dirs=[cfg.path(d) for d in cfg.read_dirs],
         http_allow=cfg.http_allow,
         memory_path=memory,
@@ -201,6 +206,7 @@ def build_agent(
         temperature=cfg.temperature,
         seed=cfg.seed,
         trajectory=trajectory,
+        examples=cfg.examples,
     )
     agent._owns_client = owns
     agent.files_dir = files  # type: ignore[attr-defined]

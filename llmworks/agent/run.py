@@ -217,7 +217,7 @@ class Run:
     # -- the end --
 
     def finish(self, answer: str) -> Step:
-        self.answer = answer.strip()
+        self.answer = clean_answer(answer)
         return Step("answer", self.answer)
 
     def force_answer(self, why: str, messages: list[dict[str, Any]] | None = None) -> Iterator[Step]:
@@ -304,6 +304,20 @@ def _bound(schema: Any, chars: int) -> Any:
         if isinstance(out.get(key), list):
             out[key] = [_bound(v, chars) for v in out[key]]
     return out
+
+
+def clean_answer(text: str) -> str:
+    """The answer up to the first `}` that closes nothing in it: inside a constrained JSON string a small
+    model writes the braces it means to close the call with, then runs on (`397.8 } } 2000000...`)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0:
+                return text[:i].strip() or text.strip()
+            depth -= 1
+    return text.strip()
 
 
 def parse_answer(text: str) -> str:

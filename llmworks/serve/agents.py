@@ -2,25 +2,30 @@
 
 The final answer is the message content; every step (tool calls, observations, the planner's graph and
 nodes) is a data event in the response's `llmworks` field, under `steps` (streamed: one chunk per step, as
-it happens). Files a tool makes are served at `/files/agent/RUN/NAME` (RUN is a random id, the capability
-to read them) and linked from the answer. Each request gets its own agent (its own tool state); an
-agent's error fails that request only.
+it happens), each step `{"kind": thought|call|observation|notice|answer, "text", "tool", "arguments",
+"error", "files"}`; `llmworks.files` lists the links to the files the run made. Files a tool makes are
+served at `/files/agent/AGENT/RUN/NAME` (RUN is a random id, the capability to read them) and linked from
+the answer. Each request gets its own agent (its own tool state); an agent's error fails that request only.
+An agent runs on the server's first model unless its config names another served model (in this process,
+sharing that model's batch) or a base_url.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmworks.agent.config import AgentConfig, build_agent
+from llmworks.agent.config import AgentConfig, build_agent, load_agent_config
 from llmworks.agent.run import Step
 from llmworks.client.base import Client, GenOptions
 from llmworks.errors import UserError
 from llmworks.serve.apps import AppContext, AppEvent, ChatApp
+from llmworks.serve.served import ServedModel
 
-__all__ = ["FILES_ROUTE", "AgentApp"]
+__all__ = ["FILES_ROUTE", "AgentApp", "load_agent_apps"]
 
 FILES_ROUTE = "/files/agent"
 
@@ -38,9 +43,10 @@ class AgentApp(ChatApp):
         self.name = f"agent:{cfg.name}"
         self.description = cfg.description
         self.suggestions = list(cfg.suggestions)
-        build_agent(
-            cfg, client, self.files_dir / "check"
-        ).close()  # a bad config fails at start, not per request
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.route = f"{FILES_ROUTE}/{cfg.name}"
+        """Where the files its runs make are served (a static mount of files_dir)."""
+        build_agent(cfg, client, self.files_dir / "check").close()  # a bad config fails at start
 
     def chat_stream(
         self, messages: list[dict[str, Any]], options: GenOptions, context: AppContext
@@ -74,6 +80,9 @@ class AgentApp(ChatApp):
         finally:
             agent.close()
 
+    def close(self) -> None:
+        self.client.close()  # an in-process client over a served model leaves the model to the server
+
     def _step(self, step: Step, run_dir: Path, run_id: str) -> dict[str, Any]:
         d = step.to_dict()
         if step.files:
@@ -85,7 +94,37 @@ class AgentApp(ChatApp):
             rel = path.resolve().relative_to(run_dir.resolve())
         except ValueError:
             return ""
-        return f"{FILES_ROUTE}/{run_id}/{rel.as_posix()}"
+        return f"{self.route}/{run_id}/{rel.as_posix()}"
+
+
+def load_agent_apps(
+    paths: Sequence[str | Path], served: Mapping[str, ServedModel], work_dir: Path | None = None
+) -> dict[str, AgentApp]:
+    """`agent:NAME` apps from config files, each on a served model (in process) or its own base_url.
+    Tool files and trajectories go under `work_dir` (default: a new temp dir)."""
+    from llmworks.client import make_client
+    from llmworks.client.local import LocalClient
+
+    root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="llmworks-serve-agents-"))
+    apps: dict[str, AgentApp] = {}
+    for path in paths:
+        cfg = load_agent_config(path)
+        if cfg.base_url:
+            client = make_client(cfg.model, cfg.base_url, cfg.api_key)
+        else:
+            model = served.get(cfg.model) if cfg.model else next(iter(served.values()), None)
+            if model is None:
+                raise UserError(
+                    f"agent {cfg.name} ({path}) uses model '{cfg.model}', which this server does not serve "
+                    f"(served: {', '.join(served)}).",
+                    f"Serve it too (llmworks serve {cfg.model} --agent {path}), or set base_url in the config.",
+                )
+            client = LocalClient(model.engine, owns_engine=False)
+        app = AgentApp(cfg, client, root / cfg.name / "files", log_dir=root)
+        if app.name in apps:
+            raise UserError(f"two agents are named {cfg.name}.", "Give each agent config its own name.")
+        apps[app.name] = app
+    return apps
 
 
 def _split(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:

@@ -211,6 +211,10 @@ def create_app(state: ServerState) -> FastAPI:
 
     if webui.is_dir():
         app.mount("/webui", StaticFiles(directory=str(webui)), name="webui")
+    for a in state.apps.values():  # files an app made (an agent's charts), under a route it names
+        route, files = getattr(a, "route", None), getattr(a, "files_dir", None)
+        if route and files:
+            app.mount(route, StaticFiles(directory=str(files)), name=route)
     app.state.started = time.time()
     return app
 

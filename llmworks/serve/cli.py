@@ -25,6 +25,7 @@ def serve(
     ctx: Annotated[int | None, option(ServeConfig, "ctx")] = None,
     embedding_model: Annotated[str | None, option(ServeConfig, "embedding_model")] = None,
     log_level: Annotated[str | None, option(ServeConfig, "log_level")] = None,
+    agent: Annotated[list[str] | None, option(ServeConfig, "agents", "--agent")] = None,
 ) -> None:
     """Serve models behind an OpenAI-compatible API, with a web chat at /."""
     import logging
@@ -40,7 +41,7 @@ def serve(
     cfg = from_cli(
         ServeConfig, config, args, "models",
         engine=engine, host=host, port=port, lora=lora, api_key=api_key, max_queue=max_queue,
-        parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level,
+        parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level, agents=agent,
     )  # fmt: skip
     if cfg.api_key is None and os.environ.get("LLMWORKS_API_KEY"):
         cfg.api_key = os.environ["LLMWORKS_API_KEY"]
@@ -63,6 +64,10 @@ def serve(
         return
     served = load_served_models(cfg.models, cfg.engine, cfg.lora, cfg.parallel, cfg.ctx, cfg.max_queue)
     state = ServerState(served, api_key=key, embedder=Embedder(cfg.embedding_model))
+    if cfg.agents:
+        from llmworks.serve.agents import load_agent_apps
+
+        state.apps.update(load_agent_apps(cfg.agents, served))
     app = create_app(state)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -75,6 +80,8 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     console.print(f"llmworks serving {', '.join(f'{m.name} ({m.engine_kind})' for m in served.values())}")
+    if state.apps:
+        console.print(f"  apps:            {', '.join(state.apps)}")
     console.print(f"  OpenAI base URL: {base}/v1")
     console.print(f"  web chat:        {base}/")
     console.print(f"  embeddings:      {state.embedder.name if state.embedder else 'none'}")
@@ -86,6 +93,8 @@ def serve(
     try:
         server.run(sockets=[sock])
     finally:
+        for a in state.apps.values():
+            a.close()
         for m in served.values():
             m.engine.close()
 

@@ -37,6 +37,8 @@ class ServeConfig(StageConfig):
     """sentence-transformers directory for /v1/embeddings (default: all-MiniLM-L6-v2)."""
     log_level: str = "info"
     """debug | info (a line per request) | warning | error."""
+    agents: list[str] = Field(default_factory=list)
+    """Agent configs (YAML) to serve as the models agent:NAME, on the first model unless they name one."""
 
     @field_validator("log_level", "engine", mode="before")
     @classmethod
@@ -64,6 +66,8 @@ class ServeConfig(StageConfig):
             name, sep, path = spec.partition("=")
             if not (sep and name and path):
                 errors.append(f"lora={spec!r} (write NAME=PATH, e.g. sql=runs/sql-lora)")
+        if self.engine == "vllm" and self.agents:
+            errors.append("engine=vllm serves no agents (serve them from llmworks serve on another engine)")
         if self.engine == "vllm":
             fields = type(self).model_fields
             given = [
@@ -95,5 +99,6 @@ class ServeConfig(StageConfig):
             "embedding_model": self.embedding_model,
             "api_key": "***" if self.api_key else "none",
             "log_level": self.log_level,
+            "agents": ",".join(self.agents),
         }
         return " ".join(f"{k}={v}" for k, v in shown.items() if v not in ("", None))

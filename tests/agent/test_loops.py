@@ -275,3 +275,11 @@ def test_cancelled_runs_stop() -> None:
     client = ScriptedClient([call("calculator", expression="1+1"), '{"answer": "2"}'])
     result = Agent([Calculator()], client).run("1+1?", cancelled=lambda: True)
     assert "cancelled" in result.stopped
+
+
+def test_an_answer_ends_at_the_brace_the_model_meant_to_close() -> None:
+    """The embedded model's forced answer to 'What is 17% of 2340?' was `397.8 } } 2000000...`."""
+    result = Agent([Calculator()], ScriptedClient([final("397.8 } } 2000000000")])).run("17% of 2340?")
+    assert result.answer == "397.8"
+    result = Agent([Calculator()], ScriptedClient([final("Use {a} or {b}.")])).run("Which?")
+    assert result.answer == "Use {a} or {b}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import threading
 import wave
 from collections.abc import Iterator
@@ -111,6 +112,8 @@ def test_calculator_is_exact_and_refuses_code() -> None:
         and calc("1/3") == "0.333333333333 (= 1/3)"
         and calc("sqrt(2)").startswith("1.41421")
     )
+    # the embedded model's call for "What is 17% of 2340?": an equation with its own (wrong) result
+    assert calc("17% of 2340 = 0.17 * 2340 = 32.125") == "397.8"
     for bad in ("__import__('os').system('ls')", "().__class__", "open('x')", "10**10**10"):
         r = run_tool(calc, {"expression": bad})
         assert r.error, bad
@@ -159,6 +162,9 @@ def test_chart_draws_a_png(tmp_path: Path) -> None:
     assert run_tool(chart, {"kind": "line", "expression": "__import__('os')"}).error
 
 
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (make system-deps installs it)"
+)
 def test_speak_writes_a_wav(tmp_path: Path) -> None:
     speak = Speak(tmp_path)
     r = run_tool(speak, {"text": "Hello from the agent."})
@@ -167,6 +173,13 @@ def test_speak_writes_a_wav(tmp_path: Path) -> None:
         assert w.getnframes() > 1000
     assert run_tool(speak, {"text": "--help"}).error is False  # text is never an option
     assert run_tool(speak, {"text": "hi", "voice": "en; rm -rf /"}).error
+
+
+def test_speak_without_espeak_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="needs espeak-ng") as e:
+        Speak(tmp_path)
+    assert "apt-get install espeak-ng" in e.value.fix
 
 
 def test_memory_recalls_by_relevance_recency_and_importance(tmp_path: Path) -> None:

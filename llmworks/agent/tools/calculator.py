@@ -117,6 +117,8 @@ def _normalize(text: str) -> str:
     while t.endswith("}") and t.count("}") > t.count("{"):  # the JSON brace a small model meant to close
         t = t[:-1].rstrip()
     t = t.rstrip("=?").strip()
+    # An equation, the model's own result after the `=` (`17% of 2340 = 0.17 * 2340 = 32.125`): the left side.
+    t = re.split(r"(?<![<>=!])=(?!=)", t)[0].strip()
     t = t.replace("×", "*").replace("÷", "/").replace("−", "-").replace("^", "**")
     t = re.sub(r"(?<=\d)\s*[xX]\s*(?=[\d(])", "*", t)
     if not re.search(r"[A-Za-z_]\w*\s*\(", t):  # no function calls: commas are thousands separators

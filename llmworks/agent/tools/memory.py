@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from llmworks.agent.tools.base import Tool, ToolError
+
+if TYPE_CHECKING:
+    import numpy as np
 from llmworks.atomic import atomic_write
 
 __all__ = ["MemoryStore", "Recall", "Remember"]
@@ -61,6 +63,8 @@ class MemoryStore:
     def search(self, query: str, k: int = 3) -> list[tuple[float, Memory]]:
         """The k best memories for `query` by recency + importance + relevance, most relevant first; the
         ones returned count as accessed now."""
+        import numpy as np  # here, so the CLI starts without it
+
         with self._lock:
             if not self.memories:
                 return []
@@ -83,6 +87,8 @@ class MemoryStore:
 
 
 def _scaled(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     x = np.asarray(x, dtype=np.float64)
     span = x.max() - x.min()
     return (x - x.min()) / span if span > 1e-12 else np.ones_like(x)

@@ -1,0 +1,85 @@
+"""`llmworks agent ...` as a user runs it: the built-in tools listed, and one clear line (exit 2, no
+traceback) for each kind of bad input, before any model is loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmworks.agent.tools import BUILTIN
+from llmworks.cli import app
+from llmworks.errors import UserError
+
+CONFIGS = Path(__file__).parents[2] / "configs" / "agents"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    """(exit code, output); a UserError is exit 2 with its message, as the root CLI prints it."""
+    r = CliRunner().invoke(app, ["agent", *args])
+    if isinstance(r.exception, UserError):
+        return 2, f"error: {r.exception.problem} {r.exception.fix}"
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.output
+
+
+def test_tools_lists_every_builtin_with_its_schema() -> None:
+    code, out = invoke("tools", "--json")
+    assert code == 0
+    specs = {s["function"]["name"]: s["function"] for s in json.loads(out)}
+    assert set(specs) == set(BUILTIN)
+    assert specs["python"]["parameters"]["required"] == ["code"]
+    code, out = invoke("tools")
+    assert code == 0 and all(f"{name}:" in out for name in BUILTIN)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "hi", "--tools", "calculator,shell"], "unknown tool 'shell'"),
+        (["run", "hi", "--loop", "circle"], "loop='circle'"),
+        (["run", "hi", "colour=red"], "unknown key 'colour'"),
+        (["run", "hi", "--kb", "no/such/folder"], "knowledge base folder"),
+        (["run", "hi", "--kb", "nosuchkb"], "no knowledge base named 'nosuchkb'"),
+        (["run", "hi", "--tools", "kb_search"], "the kb_search tool needs kbs"),
+        (["run", str(CONFIGS / "doc-helper.yaml")], "no task given"),
+        (
+            ["run", "--config", str(CONFIGS / "doc-helper.yaml"), str(CONFIGS / "calc-helper.yaml"), "hi"],
+            "two",
+        ),
+        (["run", "missing.yaml", "hi"], "no such config file"),
+    ],
+)
+def test_bad_input_is_one_clear_error(args: list[str], needle: str) -> None:
+    code, out = invoke(*args)
+    assert code == 2 and needle in out, out
+
+
+def test_a_tool_schema_that_is_not_json_schema(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "name: bad\ntools:\n  - name: lookup\n    description: Look up.\n"
+        "    parameters: {type: object, properties: {q: {type: strin}}}\n    python: 'print(args)'\n"
+    )
+    code, out = invoke("run", str(cfg), "hi")
+    assert code == 2 and "lookup" in out and "schema" in out, out
+
+
+def test_the_command_line_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "llmworks.cli", "agent", "run", "hi", "--tools", "shell"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "unknown tool 'shell'" in lines[0]
