@@ -3,6 +3,7 @@
     .venv/bin/python bench/agent.py                       # everything (about an hour on 2 busy cores)
     .venv/bin/python bench/agent.py --only tasks --loops tools --constrain on --kinds arithmetic,kb
     .venv/bin/python bench/agent.py --only planner,sandbox
+    .venv/bin/python bench/agent.py --only tasks --limit 2 --threads 1   # 10 tasks per loop, a busy machine
 
 Prints JSON lines (and a table on stderr):
 - `agent.tasks`, one line per (loop, constrain): success rate on bench/data/agent_tasks.jsonl (62 tasks with
@@ -63,12 +64,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4, help="Tasks run at once (they share the batch).")
     ap.add_argument("--no-examples", action="store_true", help="Without the loops' worked examples.")
     ap.add_argument("--verbose", action="store_true", help="One line per task on stderr.")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="llama.cpp threads (0: all cores). On a busy shared machine 1 is several times faster than 2.",
+    )
     args = ap.parse_args()
     only = set(args.only.split(","))
     if "sandbox" in only:
         emit(bench_sandbox())
     if "tasks" in only or "planner" in only:
-        client = make_client(parallel=4)
+        client = make_client(parallel=4, **({"n_threads": args.threads} if args.threads else {}))
         if "planner" in only:
             emit(bench_planner(client))
         if "tasks" in only:
