@@ -83,3 +83,30 @@ def test_the_command_line_prints_one_line_and_no_traceback(tmp_path: Path) -> No
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "unknown tool 'shell'" in lines[0]
+
+
+def test_run_shows_steps_writes_the_trajectory_and_saves_its_config(tiny_gguf: Path, tmp_path: Path) -> None:
+    """The whole command on the tiny random model (fast; constrained, so its calls parse): the answer alone
+    on stdout, the trajectory in the training format, and the saved config that repeats the run."""
+    out = tmp_path / "out"
+    args = ["agent", "run", "What is 2+2?", "--model", str(tiny_gguf), "max_steps=1", "step_tokens=32"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "llmworks.cli", *args, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "agent agent · loop tools · tools calculator" in r.stderr and "model calls" in r.stderr
+    (line,) = (out / "trajectories.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["messages"][-1]["content"] == r.stdout.strip()
+    assert [t["function"]["name"] for t in record["tools"]] == ["calculator"]
+    saved = (out / "config.yaml").read_text()
+    assert saved.startswith(f"# llmworks agent run --config {out / 'config.yaml'}")
+    from llmworks.agent.config import AgentConfig
+
+    cfg = AgentConfig.resolve(out / "config.yaml")
+    assert (cfg.max_steps, cfg.step_tokens, cfg.model) == (1, 32, str(tiny_gguf))
