@@ -225,9 +225,12 @@ class Run:
         self.stopped = why
         yield Step("notice", f"Stopped: {why}. Answering with what is known.")
         convo = messages if messages is not None else self.messages
+        results = [s.text for s in self.steps if s.kind == "observation" and not s.error][-3:]
+        known = "".join(f"\n- {r if len(r) <= 300 else r[:300] + ' …'}" for r in results)
         prompt = {
             "role": "user",
-            "content": f"Stop using tools now. Give your final answer to the task: {self.task}",
+            "content": f"Stop using tools now. Give your final answer to the task: {self.task}"
+            + (f"\nThe tool results you have:{known}" if known else ""),
         }
         convo.append(prompt)
         options: dict[str, Any] = {"max_tokens": self.budget.step_tokens}

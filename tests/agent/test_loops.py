@@ -105,9 +105,11 @@ def test_a_repeated_call_is_stopped_and_the_answer_forced() -> None:
     result = Agent([Calculator()], client).run("What is 2+2?")
     assert result.answer == "4" and result.tool_calls == 1 and "repeated" in result.stopped
     assert "already called calculator" in [s.text for s in result.steps if s.kind == "observation"][1]
-    _, opts = client.calls[-1]
+    msgs, opts = client.calls[-1]
     assert opts.response_format["json_schema"]["schema"]["properties"]["answer"]["type"] == "string"
     assert not opts.tools
+    # the results so far are restated next to the demand (the embedded model answered 17.8 after 397.8)
+    assert msgs[-1]["content"].endswith("The tool results you have:\n- 4")
 
 
 @pytest.mark.parametrize(
