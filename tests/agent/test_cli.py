@@ -110,3 +110,19 @@ def test_run_shows_steps_writes_the_trajectory_and_saves_its_config(tiny_gguf: P
 
     cfg = AgentConfig.resolve(out / "config.yaml")
     assert (cfg.max_steps, cfg.step_tokens, cfg.model) == (1, 32, str(tiny_gguf))
+
+
+def test_chat_keeps_the_conversation_until_an_empty_line(tiny_gguf: Path, tmp_path: Path) -> None:
+    """Two turns on the tiny model, in process: each turn a run of its own, the second one given the first
+    turn as history (its trajectory holds both turns)."""
+    out = tmp_path / "out"
+    r = CliRunner().invoke(
+        app,
+        ["agent", "chat", "--model", str(tiny_gguf), "max_steps=1", "step_tokens=24", "-o", str(out)],
+        input="My name is Ada.\nWhat is my name?\n\n",
+    )
+    assert r.exit_code == 0, r.output
+    first, second = (json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines())
+    users = [m["content"] for m in second["messages"] if m["role"] == "user"]
+    assert users[:2] == ["My name is Ada.", "What is my name?"]  # then the forced answer's demand
+    assert first["messages"][-1]["content"] in [m["content"] for m in second["messages"]]
