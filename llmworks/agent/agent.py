@@ -117,7 +117,7 @@ class Agent:
         turns, the task. Sets `run.demo_count` (trajectories leave the examples out)."""
         loop = LOOPS[self.loop]
         system = loop.system(run, self.instructions.strip() or DEFAULT_INSTRUCTIONS)
-        demos = loop.demos(examples_for(run.tools), self.constrain) if self.examples else []
+        demos = loop.demos(examples_for(run.tools, run.task), self.constrain) if self.examples else []
         run.demo_count = len(demos)
         turns = [
             {"role": m["role"], "content": m.get("content") or ""}

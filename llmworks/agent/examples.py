@@ -9,6 +9,7 @@ out. `examples: false` in a config turns them off.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,39 @@ BY_TOOL = {
 }
 
 
-def examples_for(tool_names: Iterable[str]) -> list[Example]:
+def examples_for(tool_names: Iterable[str], task: str = "") -> list[Example]:
+    """The tool-free example, then one per tool the agent has, the one nearest the task last (small models
+    copy the latest turn they saw: with the manual's example last, the embedded model began its answers to
+    arithmetic with "The manual says")."""
     names = set(tool_names)
-    # The tool examples last: small models copy the latest turn they saw.
-    return [DIRECT] + [ex for name, ex in BY_TOOL.items() if name in names]
+    tools = [ex for name, ex in BY_TOOL.items() if name in names]
+    words = _words(task)
+    return [DIRECT, *sorted(tools, key=lambda ex: len(words & _words(ex.task + " " + ex.calls[0][0])))]
+
+
+_STOP = frozenset(
+    [
+        "what",
+        "which",
+        "does",
+        "about",
+        "the",
+        "and",
+        "for",
+        "with",
+        "this",
+        "that",
+        "from",
+        "into",
+        "use",
+        "say",
+    ]
+)
+
+
+def _words(text: str) -> set[str]:
+    """Content words, and `#` for arithmetic (a digit next to an operator, or `%`)."""
+    found = {w for w in re.findall(r"[a-z_]{3,}", text.lower()) if w not in _STOP}
+    if re.search(r"\d\s*[-+*/x×^%]|\bpercent|\bpower\b|\bsquare", text):
+        found.add("#")
+    return found

@@ -285,3 +285,16 @@ def test_an_answer_ends_at_the_brace_the_model_meant_to_close() -> None:
     assert result.answer == "397.8"
     result = Agent([Calculator()], ScriptedClient([final("Use {a} or {b}.")])).run("Which?")
     assert result.answer == "Use {a} or {b}."
+
+
+def test_the_worked_example_nearest_the_task_comes_last() -> None:
+    from llmworks.agent.examples import examples_for
+
+    tools = ["kb_search", "python", "calculator"]
+    last = {
+        t: examples_for(tools, t)[-1].calls[0][0]
+        for t in ("What is 17% of 2340?", "Use python to sort [3, 1]")
+    }
+    assert last == {"What is 17% of 2340?": "calculator", "Use python to sort [3, 1]": "python"}
+    assert examples_for(tools, "How do I restore an archive?")[-1].calls[0][0] == "kb_search"
+    assert [ex.calls for ex in examples_for([], "x")] == [()]  # no tools: the tool-free example only
