@@ -141,6 +141,14 @@ def test_plain_text_answer_without_constraints() -> None:
     assert "maxLength" not in json.dumps(client.calls[0][1].tools)
 
 
+def test_unconstrained_a_tool_response_the_model_wrote_is_malformed() -> None:
+    """What the embedded model wrote unconstrained for half of the bench's tasks: a tool's result itself."""
+    client = ScriptedClient(['<tool_response>\n"Paris" is the capital.', "Paris."])
+    result = Agent([Calculator()], client, constrain=False, examples=False).run("Capital of France?")
+    assert result.answer == "Paris." and result.malformed == 1
+    assert "only a tool writes a tool response" in client.calls[1][0][-1]["content"]
+
+
 def test_the_python_tool_fails_safely_and_the_agent_goes_on(tmp_path: Path) -> None:
     attempts = [
         "import os\nwhile True:\n    os.fork()",

@@ -54,10 +54,16 @@ def run_function_calling(run: Run) -> Iterator[Step]:
         if not r.tool_calls:
             text = (r.content or "").strip()
             if "<tool_call>" in text or text.startswith('{"name"'):
+                feedback = "error: that tool call could not be read. Write valid JSON."
+            elif "<tool_response>" in text:  # the model wrote a tool's result itself, as the template shows one
+                feedback = "error: only a tool writes a tool response. Call a tool, or give the final answer."
+            else:
+                feedback = ""
+            if feedback:
                 run.malformed += 1
                 run.messages += [
                     {"role": "assistant", "content": text},
-                    {"role": "user", "content": "error: that tool call could not be read. Write valid JSON."},
+                    {"role": "user", "content": feedback},
                 ]
                 yield Step("notice", "The model wrote a tool call that does not parse.", error=True)
                 continue
