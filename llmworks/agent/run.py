@@ -226,11 +226,11 @@ class Run:
         yield Step("notice", f"Stopped: {why}. Answering with what is known.")
         convo = messages if messages is not None else self.messages
         results = [s.text for s in self.steps if s.kind == "observation" and not s.error][-3:]
-        known = "".join(f"\n- {r if len(r) <= 300 else r[:300] + ' …'}" for r in results)
-        prompt = {
+        known = "".join(f"Tool result: {r if len(r) <= 300 else r[:300] + ' …'}\n" for r in results)
+        prompt = {  # the demand last: a small model copies the end of the prompt (it answered "The tool
+            # results you have:" when these came after it)
             "role": "user",
-            "content": f"Stop using tools now. Give your final answer to the task: {self.task}"
-            + (f"\nThe tool results you have:{known}" if known else ""),
+            "content": f"{known}Stop using tools now. Give your final answer to the task: {self.task}",
         }
         convo.append(prompt)
         options: dict[str, Any] = {"max_tokens": self.budget.step_tokens}

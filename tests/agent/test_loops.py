@@ -109,7 +109,10 @@ def test_a_repeated_call_is_stopped_and_the_answer_forced() -> None:
     assert opts.response_format["json_schema"]["schema"]["properties"]["answer"]["type"] == "string"
     assert not opts.tools
     # the results so far are restated next to the demand (the embedded model answered 17.8 after 397.8)
-    assert msgs[-1]["content"].endswith("The tool results you have:\n- 4")
+    assert (
+        msgs[-1]["content"]
+        == "Tool result: 4\nStop using tools now. Give your final answer to the task: What is 2+2?"
+    )
 
 
 @pytest.mark.parametrize(

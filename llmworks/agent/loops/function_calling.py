@@ -55,7 +55,9 @@ def run_function_calling(run: Run) -> Iterator[Step]:
             text = (r.content or "").strip()
             if "<tool_call>" in text or text.startswith('{"name"'):
                 feedback = "error: that tool call could not be read. Write valid JSON."
-            elif "<tool_response>" in text:  # the model wrote a tool's result itself, as the template shows one
+            elif (
+                "<tool_response>" in text
+            ):  # the model wrote a tool's result itself, as the template shows one
                 feedback = "error: only a tool writes a tool response. Call a tool, or give the final answer."
             else:
                 feedback = ""
