@@ -1,6 +1,6 @@
 """Every shipped agent config (configs/agents/*.yaml) runs on the embedded model: its first suggestion as
-the task, greedy with seed 0. What must hold whatever a 135M model answers: the run ends with an answer
-inside its budget, every action is well-formed (constrained), the tools called are the config's, and
+the task, greedy with seed 0, at most 2 steps. What must hold whatever a 135M model answers: the run
+ends with an answer inside its budget, every action is well-formed (constrained), the tools called are the config's, and
 the trajectory is the training format. Whether the answers are right is measured in bench/agent.py.
 
 One engine thread: on a shared 2-core machine llama.cpp's two spinning threads are several times slower
@@ -33,7 +33,7 @@ def test_there_are_shipped_agent_configs() -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_shipped_config_runs_on_the_embedded_model(path: Path, client: Client, tmp_path: Path) -> None:
-    cfg = load_agent_config(path)
+    cfg = load_agent_config(path, ["max_steps=2"])  # the config as shipped, its run kept short
     assert cfg.suggestions, f"{path.name}: give suggestions (the first is this test's task)"
     agent = build_agent(cfg, client, tmp_path / "files", tmp_path / "trajectories.jsonl")
     try:
