@@ -63,11 +63,10 @@ def compare_cmd(
 ) -> None:
     """Put runs side by side with deltas to the first, each tested for significance on the paired samples (the
     forgetting report after fine-tuning); warns when runs scored a task differently."""
-    from rich.console import Console
-
+    from llmworks.console import make_console
     from llmworks.eval.report import compare, print_comparison
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     path = compare(list(runs), output, console)
     print_comparison(path.parent / "compare.json", console)
     typer.echo(f"comparison: {path}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from llmworks.console import make_console
 from llmworks.eval.config import EvalConfig
 from llmworks.eval.report import compare, print_comparison
 from llmworks.eval.runner import evaluate
@@ -26,7 +27,7 @@ def eval_demo(
 
     Each run is cached in its directory, so running the demo again only redoes what changed.
     """
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     tasks = tasks or DEMO_TASKS
     out_dir = Path(out_dir)
     runs = []

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from llmworks.atomic import atomic_write
 from llmworks.client import ChatResult, Client, Pair, RequestFailed, make_client
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.eval.config import EvalConfig
 from llmworks.eval.judge import cached_judge, chat_text, make_judge
@@ -38,7 +39,7 @@ Scorer = Callable[[Sequence[Pair]], "list[float] | None"]
 
 def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | None = None) -> Path:
     """Run the tasks; return the run directory (results.json and report.html inside)."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     if cfg.harness == "lm-eval":
         from llmworks.eval.harness import run_lm_eval
 

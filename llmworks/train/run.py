@@ -55,10 +55,23 @@ def start(cfg: TrainConfig, mode: str, console: Console) -> Path:
         console.quiet = True
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = to_yaml(cfg)
-    console.print(f"[bold]llmworks train {mode}[/bold] → {out_dir}\n{text}")
-    atomic_write(out_dir / "config.yaml", f"# llmworks train {mode} {out_dir / 'config.yaml'}\n{text}")
+    saved = out_dir / "config.yaml"
+    atomic_write(saved, f"# llmworks train {mode} {saved}\n{to_yaml(cfg)}")
+    console.print(f"[bold]llmworks train {mode}[/bold] → {out_dir}: {_settings(cfg)}", highlight=False)
+    console.print(f"full config: {saved}", highlight=False)
     return out_dir
+
+
+def _settings(cfg: TrainConfig) -> str:
+    """The few settings that tell runs apart (the rest is in config.yaml)."""
+    method = cfg.method + (f" r={cfg.lora_rank}" if cfg.method in ("lora", "dora", "qlora") else "")
+    length = f"{cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs:g} epochs"
+    batch = f"batch {cfg.batch_size}" + (f"x{cfg.grad_accum}" if cfg.grad_accum > 1 else "")
+    data = ", ".join(cfg.data) or "no data"
+    return (
+        f"{cfg.model or 'the embedded model'}, {method}, lr {cfg.lr:g}, {length}, {batch}, "
+        f"max_seq_len {cfg.max_seq_len}; data {data}"
+    )
 
 
 def is_main_process() -> bool:
@@ -304,6 +317,6 @@ def _check(out_dir: Path, cfg: TrainConfig, summary: RunSummary, console: Consol
     engine = load_engine(out_dir, "transformers", n_threads=cfg.threads or None)
     report = check_model(engine, max_tokens=48)
     summary.check_ok = report.ok
-    summary.check_findings = [("ok: " if f.ok else "FAIL: ") + f.what for f in report.findings]
+    summary.check_findings = [f"{f.label}: {f.what}" for f in report.findings]
     for f in summary.check_findings:
         console.print(f"  check {f}")
