@@ -6,11 +6,9 @@
 - Tools: each entry's functions become OpenAI `tools` the way BFCL's own OpenAI function-calling handler sends
   them (`convert_to_tool` with `GORILLA_TO_OPENAPI`: dots in names become underscores, Python types become
   JSON Schema types, the "Python 3 syntax" hint on each description).
-- Verdicts: BFCL's own AST checker (`bfcl_eval.eval_checker.ast_eval.ast_checker`), importable once a stub
-  stands in for its model registry (it only reads `underscore_to_dot` there); where it cannot be imported,
-  `ast_check` below, a re-implementation of it for Python (tests/eval/test_bfcl.py checks that the two agree).
-  Irrelevance and relevance follow BFCL's relevance runner: right when the reply makes no call (irrelevance)
-  or at least one (relevance).
+- Verdicts: BFCL's own AST checker (`bfcl_eval.eval_checker.ast_eval.ast_checker`), imported in this process
+  with a stub in place of its model registry (see `bfcl_checker`). Irrelevance and relevance follow BFCL's
+  relevance runner: right when the reply makes no call (irrelevance) or at least one (relevance).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import re
 import sys
 import types
 from collections.abc import Callable
@@ -31,7 +28,6 @@ from llmworks.errors import UserError
 __all__ = [
     "CATEGORIES",
     "Verdict",
-    "ast_check",
     "bfcl_checker",
     "data_dir",
     "decode",
@@ -251,7 +247,7 @@ def verdict(
             "error": ["Invalid syntax. Failed to decode AST (the reply made no function call)."],
             "error_type": "ast_decoder:decoder_failed",
         }
-    check = checker or default_checker()[1]
+    check = checker or bfcl_checker()
     try:
         return check(functions, calls, ground_truth, bfcl)
     except Exception as e:  # a reply shaped in a way the checker does not expect: wrong, with the reason
@@ -261,32 +257,38 @@ def verdict(
 # -- checkers ----------------------------------------------------------------------------------------
 
 MODEL_KEY = "llmworks-fc"
-"""The model name the checker is given; calls carry the underscored names `to_tools` sent."""
+"""The model name the checker is given (no underscore: BFCL maps `_` in model names to `/`)."""
 
 
 class _UnderscoreNames:
     underscore_to_dot = True
-    """The names were sent with dots as underscores (as for OpenAI models): compare them that way."""
+    """`to_tools` sent dotted names with underscores, as BFCL does for OpenAI models: compare them that way."""
 
 
 @cache
-def bfcl_checker() -> Callable[..., Verdict] | None:
-    """BFCL's own AST checker for Python, or None when it cannot be imported."""
+def bfcl_checker() -> Callable[..., Verdict]:
+    """BFCL's own AST checker for Python.
+
+    The adapter: `ast_checker.py` imports `bfcl_eval.constants.model_config`, whose model registry imports
+    every provider SDK bfcl-eval depends on (anthropic, qwen_agent, soundfile, ...), none installed with
+    `--no-deps`. The checker reads one thing from it, `MODEL_CONFIG_MAPPING[model].underscore_to_dot`, so a
+    stub module holding just that entry stands in for it; the rest of the checker needs only the standard
+    library. Checked against bfcl-eval 2026.3.23 (tests/eval/test_bfcl.py)."""
+    data_dir()  # the one-line error when bfcl-eval is not installed
     name = "bfcl_eval.constants.model_config"
-    if name not in sys.modules and importlib.util.find_spec("bfcl_eval") is not None:
-        stub = types.ModuleType(name)
+    if name not in sys.modules:
+        stub = types.ModuleType(name, "llmworks: a stand-in for BFCL's model registry (see bfcl_checker).")
         stub.MODEL_CONFIG_MAPPING = {}  # type: ignore[attr-defined]
-        stub.__doc__ = "llmworks: a stand-in for BFCL's model registry (which imports every cloud SDK)."
         sys.modules[name] = stub
     try:
         from bfcl_eval.constants.enums import Language
         from bfcl_eval.eval_checker.ast_eval import ast_checker as mod
-    except Exception:  # not installed, or a version laid out differently: our re-implementation scores
-        return None
-    try:
-        mod.MODEL_CONFIG_MAPPING[MODEL_KEY] = _UnderscoreNames()
-    except TypeError:
-        return None
+    except Exception as e:  # a version laid out differently from the pinned one
+        raise UserError(
+            f"BFCL's AST checker (bfcl-eval {_installed_version()}) does not import here: {type(e).__name__}: {e}.",
+            f"Install the version llmworks is checked against: {INSTALL}.",
+        ) from None
+    mod.MODEL_CONFIG_MAPPING[MODEL_KEY] = _UnderscoreNames()
 
     def check(functions: Any, calls: Any, answers: Any, category: str) -> Verdict:
         return mod.ast_checker(functions, calls, answers, Language.PYTHON, category, MODEL_KEY)
@@ -294,12 +296,8 @@ def bfcl_checker() -> Callable[..., Verdict] | None:
     return check
 
 
-def default_checker() -> tuple[str, Callable[..., Verdict]]:
-    """(name, checker): BFCL's own where it imports, else ours."""
-    check = bfcl_checker()
-    if check is not None:
-        return f"bfcl-eval {_installed_version()} ast_checker", check
-    return "llmworks re-implementation of BFCL's ast_checker (bfcl_eval's could not be imported)", ast_check
+def checker_name() -> str:
+    return f"bfcl-eval {_installed_version()} ast_checker"
 
 
 def _installed_version() -> str:
@@ -309,232 +307,3 @@ def _installed_version() -> str:
         return version("bfcl-eval")
     except PackageNotFoundError:
         return "?"
-
-
-# Our re-implementation of bfcl_eval/eval_checker/ast_eval/ast_checker.py for Python, rule for rule (the same
-# checks in the same order, the same error types), for when the package's own cannot be imported.
-
-_PY = {
-    "string": str,
-    "integer": int,
-    "float": float,
-    "boolean": bool,
-    "array": list,
-    "tuple": list,
-    "dict": dict,
-    "any": str,
-}
-_NESTED = ("array", "tuple")
-
-
-def ast_check(
-    functions: Any, calls: list[dict[str, Any]], answers: list[dict[str, Any]], category: str
-) -> Verdict:
-    if "parallel" in category:
-        return _parallel(functions, calls, answers)
-    if "multiple" in category:
-        if len(calls) != len(answers):
-            return _bad("Wrong number of functions.", "multiple_function_checker:wrong_count")
-        return _simple(_find(functions, next(iter(answers[0]))), calls[0], answers[0])
-    if len(calls) != 1:
-        return _bad("Wrong number of functions.", "simple_function_checker:wrong_count")
-    return _simple(functions[0], calls[0], answers[0])
-
-
-def _bad(error: str, kind: str) -> Verdict:
-    return {"valid": False, "error": [error], "error_type": kind}
-
-
-def _find(functions: Any, name: str) -> Any:
-    if isinstance(functions, list):
-        return next((f for f in functions if f["name"] == name), None)
-    return functions
-
-
-def _parallel(functions: Any, calls: list[dict[str, Any]], answers: list[dict[str, Any]]) -> Verdict:
-    if len(calls) != len(answers):
-        return _bad("Wrong number of functions.", "parallel_function_checker_no_order:wrong_count")
-    matched: list[int] = []
-    for i, answer in enumerate(answers):
-        desc = _find(functions, next(iter(answer)))
-        result: Verdict = {"valid": False}
-        for j, call in enumerate(calls):
-            if j in matched:
-                continue
-            result = _simple(desc, call, answer)
-            if result["valid"]:
-                matched.append(j)
-                break
-        if not result["valid"]:
-            return _bad(
-                f"Could not find a matching function among index "
-                f"{[j for j in range(len(calls)) if j not in matched]} of model output for index {i} of "
-                "possible answers.",
-                "parallel_function_checker_no_order:cannot_find_match",
-            )
-    return {"valid": True, "error": []}
-
-
-def _simple(desc: dict[str, Any], call: dict[str, Any], answer: dict[str, Any]) -> Verdict:
-    expected = next(iter(answer.values()))
-    name = desc["name"].replace(".", "_")
-    props = desc["parameters"]["properties"]
-    if name not in call:
-        return _bad(
-            f"Function name {name!r} not found in model output.", "simple_function_checker:wrong_func_name"
-        )
-    args = call[name]
-    for p in desc["parameters"]["required"]:
-        if p not in args:
-            return _bad(f"Missing required parameter: {p!r}.", "simple_function_checker:missing_required")
-    for p, value in args.items():
-        if p not in props or p not in expected:
-            return _bad(f"Unexpected parameter: {p!r}.", "simple_function_checker:unexpected_param")
-        kind = props[p]["type"]
-        want = _PY[kind]
-        nested = _PY[props[p]["items"]["type"]] if kind in _NESTED else None
-        if kind == "float" and type(value) is int:
-            value = float(value)
-        typed = _type_check(p, value, expected[p], kind, want, nested)
-        if not typed["valid"]:
-            return typed
-        if not typed["is_variable"]:
-            if want is dict:
-                result = _dict_check(p, value, expected[p])
-            elif want is list and nested is dict:
-                result = _list_dict_check(value, expected[p])
-            elif want is str:
-                result = _string_check(p, value, expected[p])
-            elif want is list:
-                result = _list_check(p, value, expected[p])
-            else:
-                result = None
-            if result is not None:
-                if not result["valid"]:
-                    return result
-                continue
-        if value not in expected[p]:
-            return _bad(
-                f"Invalid value for parameter {p!r}: {value!r}. Expected one of {expected[p]}.",
-                "value_error:others",
-            )
-    for p in expected:
-        if p not in args and "" not in expected[p]:
-            return _bad(
-                f"Optional parameter {p!r} not provided and not marked as optional.",
-                "simple_function_checker:missing_optional",
-            )
-    return {"valid": True, "error": []}
-
-
-def _answer_type(options: list[Any]) -> type | None:
-    return next((type(o) for o in options if o != ""), None)
-
-
-def _type_check(
-    p: str, value: Any, options: list[Any], kind: str, want: type, nested: type | None
-) -> Verdict:
-    result: Verdict = {"valid": True, "error": [], "is_variable": False, "error_type": "type_error:simple"}
-    answer_type = _answer_type(options)
-    is_variable = answer_type is not None and answer_type != want
-    if type(value) is want:
-        if nested is None:
-            result["is_variable"] = is_variable
-            return result
-        for option in options:
-            ok = True
-            if type(option) is list:
-                for item in value:
-                    if not _type_check(p, item, option, str(nested), nested, None)["valid"]:
-                        ok = False
-                        break
-            if ok:
-                return {"valid": True, "error": [], "is_variable": is_variable}
-        result["valid"] = False
-        result["error"] = [
-            f"Nested type checking failed for parameter {p!r}. Expected outer type {kind} with inner type "
-            f"{nested}. Parameter value: {value!r}."
-        ]
-        result["error_type"] = "type_error:nested"
-    if answer_type is not None and type(value) is answer_type:
-        result["is_variable"] = True
-        return result
-    result["valid"] = False
-    result["error"].append(
-        f"Incorrect type for parameter {p!r}. Expected type {kind}, got {type(value).__name__}. "
-        f"Parameter value: {value!r}."
-    )
-    result["error_type"] = "type_error:simple"
-    return result
-
-
-def _standard(text: str) -> str:
-    return re.sub(r"[ \,\.\/\-\_\*\^]", "", text).lower().replace("'", '"')
-
-
-def _string_check(p: str, value: str, options: list[Any]) -> Verdict:
-    if _standard(value) not in [_standard(o) for o in options if type(o) is str]:
-        return _bad(
-            f"Invalid value for parameter {p!r}: {value!r}. Expected one of {options}. Case insensitive.",
-            "value_error:string",
-        )
-    return {"valid": True, "error": []}
-
-
-def _list_check(p: str, value: list[Any], options: list[Any]) -> Verdict:
-    got = [_standard(v) if type(v) is str else v for v in value]
-    allowed = [[_standard(x) if type(x) is str else x for x in o] for o in options]
-    if got not in allowed:
-        return _bad(
-            f"Invalid value for parameter {p!r}: {value!r}. Expected one of {options}.",
-            "value_error:list/tuple",
-        )
-    return {"valid": True, "error": []}
-
-
-def _dict_check(p: str, value: dict[str, Any], options: list[Any]) -> Verdict:
-    result: Verdict = {"valid": False, "error": [], "error_type": "dict_checker:unclear"}
-    for option in options:
-        if option == "":
-            continue
-        result = {"valid": False, "error": [], "error_type": "dict_checker:unclear"}
-        ok = True
-        for key, v in value.items():
-            if key not in option:
-                result = _bad(f"Unexpected dict key parameter: '{key}'.", "value_error:dict_key")
-                ok = False
-                break
-            std = _standard(v) if type(v) is str else v
-            allowed = [_standard(o) if type(o) is str else o for o in option[key]]
-            if std not in allowed:
-                result = _bad(
-                    f"Invalid value for parameter {key!r}: {v!r}. Expected one of {allowed}.",
-                    "value_error:dict_value",
-                )
-                ok = False
-                break
-        for key, v in option.items():
-            if key not in value and "" not in v:
-                result = _bad(f"Missing dict key parameter: '{key}'.", "value_error:dict_key")
-                ok = False
-                break
-        if ok:
-            return {"valid": True, "error": []}
-    return result
-
-
-def _list_dict_check(value: list[Any], options: list[Any]) -> Verdict:
-    result: Verdict = {"valid": False, "error": [], "error_type": "list_dict_checker:unclear"}
-    for option in options:
-        if len(value) != len(option):
-            result = _bad("Wrong number of dictionaries in the list.", "value_error:list_dict_count")
-            continue
-        ok = True
-        for i, item in enumerate(value):
-            result = _dict_check("", item, [option[i]])
-            if not result["valid"]:
-                ok = False
-                break
-        if ok:
-            return {"valid": True, "error": []}
-    return result

@@ -296,6 +296,7 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
         judge=judge,
         chat_scoring=cfg.chat is True,
         force=None if cfg.method == "auto" else cfg.method,
+        tool_choice=cfg.tool_choice,
     )
 
 

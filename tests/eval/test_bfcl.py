@@ -110,7 +110,7 @@ CASES = [
     ),
     ("dotted name sent with an underscore", "simple", 1, reply(call("math_factorial", {"number": 5})), True),
     ("dotted name as written", "simple", 1, reply(call("math.factorial", {"number": 5})), False),
-    ("int for a float", "simple", 2, reply(call("math_hypot", {"x": 4, "y": 5})), True),
+    ("optional argument left out", "simple", 2, reply(call("math_hypot", {"x": 4, "y": 5})), True),
     ("multiple: the right one", "multiple", 0, None, True),
     ("multiple: another function", "multiple", 0, None, False),
     ("parallel: both, swapped", "parallel", 0, None, True),
@@ -201,6 +201,18 @@ def test_run_writes_per_category_metrics_samples_and_report(tmp_path: Path) -> N
     assert lines[0]["requests"][0]["output"]["tool_calls"][0]["name"] == "calculate_triangle_area"
     html = (out / "report.html").read_text()
     assert "bfcl:simple" in html and "malformed" in html
+
+
+def test_tool_choice_required_is_sent(tmp_path: Path) -> None:
+    """tool_choice=required (a grammar-constrained call on llmworks) reaches the client and the results."""
+    client = ScriptedClient([call("calculate_triangle_area", {"base": 10, "height": 5})])
+    cfg = EvalConfig(tasks=["bfcl:simple"], limit=1, tool_choice="required", output_dir=str(tmp_path))
+    evaluate(cfg, Console(quiet=True), client)
+    assert client.calls[0][1].tool_choice == "required"
+    assert (
+        json.loads((tmp_path / "results.json").read_text())["tasks"]["bfcl:simple"]["settings"]["tool_choice"]
+        == "required"
+    )
 
 
 def test_bad_input_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:

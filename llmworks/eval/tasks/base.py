@@ -86,6 +86,8 @@ class Env:
     leaderboards score plain text)."""
     force: Method | None = None
     """The method the run asks for (None: log-likelihood where it can be computed)."""
+    tool_choice: str = "auto"
+    """Function-calling tasks: auto (the model decides) or required (one call, grammar-constrained)."""
 
     def method(self) -> Method:
         """Log-likelihood when it can be computed on the prompt the model would see, else generation."""

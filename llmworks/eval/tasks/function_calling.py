@@ -1,6 +1,6 @@
 """Function calling: the Berkeley Function Calling Leaderboard's single-turn categories (`bfcl:simple`,
-`bfcl:multiple`, ..., groups `bfcl` and `bfcl-live`), asked over native `tools` with tool_choice auto, as BFCL
-asks function-calling models, and scored by BFCL's own AST checker (`llmworks.eval.bfcl`).
+`bfcl:multiple`, ..., groups `bfcl` and `bfcl-live`), asked over native `tools` (tool_choice auto, as BFCL asks
+function-calling models, unless the run sets `tool_choice=required`), and scored by BFCL's own AST checker (`llmworks.eval.bfcl`).
 
 Metrics per sample: `acc` (BFCL's verdict) and `malformed` (the reply tried to call a function and wrote
 something that is not a call: arguments that are not a JSON object, or a `<tool_call>` tag that does not parse).
@@ -20,7 +20,7 @@ MAX_TOKENS = 256
 
 class BFCL(Task):
     kind = "function_calling"
-    formulation = "native tools, tool_choice auto"
+    formulation = "native tools"
 
     def __init__(self, category: str, path: Path | None = None, max_tokens: int = MAX_TOKENS) -> None:
         self.category = category
@@ -29,21 +29,23 @@ class BFCL(Task):
         self.reference = f"BFCL v4 {self.bfcl_name}"
         self.path = path
         self.max_tokens = max_tokens
-        self._checker: tuple[str, Any] | None = None
+        self.tool_choice = "auto"
 
     def samples(self) -> list[dict[str, Any]]:
         return bfcl.load_category(self.category, bfcl.data_dir(self.path))
 
     def requests(self, sample: dict[str, Any], env: Env) -> list[Request]:
+        self.tool_choice = env.tool_choice  # one per run; info() reports it
         tools = bfcl.to_tools(sample["function"])
-        return [Request.chat(sample["question"], tools=tools, max_tokens=self.max_tokens)]
+        choice = None if env.tool_choice == "auto" else env.tool_choice  # auto: not sent, as BFCL does
+        return [Request.chat(sample["question"], tools=tools, tool_choice=choice, max_tokens=self.max_tokens)]
 
     def score(self, sample: dict[str, Any], outputs: list[Any], env: Env) -> Scored:
         answer = outputs[0]
         if isinstance(answer, str):  # a client that answered with text only
             answer = {"content": answer, "tool_calls": []}
         calls, malformed = bfcl.decode(answer)
-        v = bfcl.verdict(self.category, sample["function"], calls, sample["ground_truth"], self.checker[1])
+        v = bfcl.verdict(self.category, sample["function"], calls, sample["ground_truth"])
         extra = {} if v["valid"] else {"error": v.get("error"), "error_type": v.get("error_type")}
         return Scored(
             {"acc": float(v["valid"]), "malformed": float(malformed)},
@@ -52,20 +54,14 @@ class BFCL(Task):
             extra=extra,
         )
 
-    @property
-    def checker(self) -> tuple[str, Any]:
-        if self._checker is None:
-            self._checker = bfcl.default_checker()
-        return self._checker
-
     def _expected(self) -> str:
         return "no function call" if "irrelevance" in self.bfcl_name else "at least one function call"
 
     def info(self) -> dict[str, Any]:
         return {
             "category": self.bfcl_name,
-            "checker": self.checker[0],
-            "tool_choice": "auto",
+            "checker": bfcl.checker_name(),
+            "tool_choice": self.tool_choice,
             "max_tokens": self.max_tokens,
             "tools": "BFCL's OpenAI function-calling conversion (convert_to_tool, GORILLA_TO_OPENAPI)",
         }
