@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
 import sys
 import types
 from collections.abc import Callable
@@ -80,7 +81,9 @@ GORILLA_TO_OPENAPI = {
 }
 """BFCL's `constants/type_mappings.GORILLA_TO_OPENAPI`, the part Python functions use."""
 PYTHON_HINT = " Note that the provided function is in Python 3 syntax."
-CALL_TAG = "<tool_call>"
+CALL_ATTEMPT = re.compile(r'<tool_call>|\A\s*\{\s*"name"\s*:')
+"""Text that began a call the server could not parse: a `<tool_call>` tag, or a bare JSON call (what a
+grammar-constrained call cut short by max_tokens leaves)."""
 
 Verdict = dict[str, Any]
 """{"valid": bool, "error": [...], "error_type": str} as BFCL's checker returns it."""
@@ -197,13 +200,13 @@ def _openai_types(properties: dict[str, Any]) -> dict[str, Any]:
 
 def decode(answer: dict[str, Any] | None) -> tuple[list[dict[str, Any]] | None, bool]:
     """(calls as [{name: arguments}], malformed) from a reply. Calls are None when the reply made no call
-    that decodes (prose, or an attempt that does not parse); malformed: it tried to call (tool calls, or a
-    `<tool_call>` tag in its text) and what it wrote is not a call (arguments that are not a JSON object)."""
+    that decodes (prose, or an attempt that does not parse); malformed: it tried to call (tool calls, or text
+    that begins one: CALL_ATTEMPT) and what it wrote is not a call (arguments that are not a JSON object)."""
     if not answer:
         return None, False
     calls = answer.get("tool_calls") or []
     if not calls:
-        return None, CALL_TAG in (answer.get("content") or "")
+        return None, bool(CALL_ATTEMPT.search(answer.get("content") or ""))
     out = []
     for c in calls:
         try:

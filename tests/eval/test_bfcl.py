@@ -69,45 +69,26 @@ def entry(category: str, index: int = 0) -> dict[str, Any]:
     return bfcl.load_category(category, bfcl.data_dir())[index]
 
 
+def tri(**args: Any) -> ToolCall:
+    return call("calculate_triangle_area", args)
+
+
 # (case, category, entry index, reply, expected verdict): the replies are what a model could send back.
+# None: built from the entry's answer (_from_answer). simple 0 is calculate_triangle_area(base=10, height=5).
+# fmt: off
 CASES = [
-    ("right", "simple", 0, reply(call("calculate_triangle_area", {"base": 10, "height": 5})), True),
-    (
-        "right, optional given",
-        "simple",
-        0,
-        reply(call("calculate_triangle_area", {"base": 10, "height": 5, "unit": "units"})),
-        True,
-    ),
-    ("wrong type", "simple", 0, reply(call("calculate_triangle_area", {"base": "10", "height": 5})), False),
-    ("wrong value", "simple", 0, reply(call("calculate_triangle_area", {"base": 12, "height": 5})), False),
-    ("missing argument", "simple", 0, reply(call("calculate_triangle_area", {"base": 10})), False),
-    (
-        "unknown argument",
-        "simple",
-        0,
-        reply(call("calculate_triangle_area", {"base": 10, "height": 5, "x": 1})),
-        False,
-    ),
-    (
-        "extra call",
-        "simple",
-        0,
-        reply(
-            call("calculate_triangle_area", {"base": 10, "height": 5}),
-            call("calculate_triangle_area", {"base": 1, "height": 5}),
-        ),
-        False,
-    ),
+    ("right", "simple", 0, reply(tri(base=10, height=5)), True),
+    ("right, optional given", "simple", 0, reply(tri(base=10, height=5, unit="units")), True),
+    ("wrong type", "simple", 0, reply(tri(base="10", height=5)), False),
+    ("wrong value", "simple", 0, reply(tri(base=12, height=5)), False),
+    ("missing argument", "simple", 0, reply(tri(base=10)), False),
+    ("unknown argument", "simple", 0, reply(tri(base=10, height=5, x=1)), False),
+    ("extra call", "simple", 0, reply(tri(base=10, height=5), tri(base=1, height=5)), False),
     ("wrong function name", "simple", 0, reply(call("triangle_area", {"base": 10, "height": 5})), False),
     ("prose, no call", "simple", 0, reply(content="The area is 25 square units."), False),
-    (
-        "arguments not JSON",
-        "simple",
-        0,
-        reply(call("calculate_triangle_area", "{base: 10, height: 5")),
-        False,
-    ),
+    ("arguments not JSON", "simple", 0, reply(call("calculate_triangle_area", "{base: 10, height: 5")), False),
+    ("call cut short", "simple", 0, reply(content='{"name": "calculate_triangle_area", "arguments": {"ba'), False),
+    ("call in a tag that does not parse", "simple", 0, reply(content='<tool_call>{"name": "calcul'), False),
     ("dotted name sent with an underscore", "simple", 1, reply(call("math_factorial", {"number": 5})), True),
     ("dotted name as written", "simple", 1, reply(call("math.factorial", {"number": 5})), False),
     ("optional argument left out", "simple", 2, reply(call("math_hypot", {"x": 4, "y": 5})), True),
@@ -121,6 +102,8 @@ CASES = [
     ("live_relevance: a call", "live_relevance", 0, None, True),
     ("live_relevance: prose", "live_relevance", 0, reply(content="Sure."), False),
 ]
+# fmt: on
+MALFORMED = ("arguments not JSON", "call cut short", "call in a tag that does not parse")
 
 
 def _from_answer(category: str, index: int, right: bool) -> dict[str, Any]:
@@ -156,7 +139,7 @@ def test_verdicts_equal_bfcl_evaluation(
     assert ours.metrics["acc"] == float(theirs["valid"]) == float(expected), (case, ours.extra, theirs)
     if not theirs["valid"] and "error_type" in theirs:
         assert ours.extra["error_type"] == theirs["error_type"], case
-    assert ours.metrics["malformed"] == float(case == "arguments not JSON")
+    assert ours.metrics["malformed"] == float(case in MALFORMED)
 
 
 def test_scored_by_bfcls_own_checker() -> None:
