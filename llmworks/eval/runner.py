@@ -256,6 +256,8 @@ def _first_prompt(requests: list[Request], env: Env) -> dict[str, Any]:
         if len(contexts) == 1:
             return {"text": contexts[0], "continuations": [q.continuation for q in requests]}
         return {"pairs": [[q.prompt, q.continuation] for q in requests]}
+    if r.kind == "chat" and r.tools:  # the client renders no tools: show what is sent
+        return {"messages": r.messages, "tools": r.tool_list}
     if r.kind == "chat":
         rendered = env.render(r.messages)
         return {"text": rendered} if rendered is not None else {"messages": r.messages}

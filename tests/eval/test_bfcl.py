@@ -174,6 +174,7 @@ def test_run_writes_per_category_metrics_samples_and_report(tmp_path: Path) -> N
         "malformed": 0.0,
     }
     assert tasks["bfcl:irrelevance"]["metrics"]["acc"] == 0.0  # it called a function both times
+    assert tasks["bfcl:simple"]["prompt"]["tools"][0]["function"]["name"] == "calculate_triangle_area"
     sent = client.calls[0][1]
     assert sent.tools and sent.tools[0]["function"]["name"] == "calculate_triangle_area"
     lines = [
