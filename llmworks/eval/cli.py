@@ -36,6 +36,7 @@ def run(
     shots: Annotated[int | None, _opt("shots")] = None,
     chat: Annotated[bool | None, _opt("chat", "--chat/--no-chat")] = None,
     method: Annotated[str | None, _opt("method")] = None,
+    tool_choice: Annotated[str | None, _opt("tool_choice")] = None,
     judge: Annotated[str | None, _opt("judge")] = None,
     engine: Annotated[str | None, _opt("engine")] = None,
     ctx: Annotated[int | None, _opt("ctx")] = None,
@@ -48,8 +49,8 @@ def run(
     cfg = from_cli(
         EvalConfig, config, args,
         tasks=tasks, model=model, base_url=base_url, api_key=api_key, output_dir=output, limit=limit,
-        concurrency=concurrency, shots=shots, chat=chat, method=method, judge=judge, engine=engine, ctx=ctx,
-        retries=retries, harness=harness,
+        concurrency=concurrency, shots=shots, chat=chat, method=method, tool_choice=tool_choice, judge=judge,
+        engine=engine, ctx=ctx, retries=retries, harness=harness,
     )  # fmt: skip
     evaluate(cfg)
 

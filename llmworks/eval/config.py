@@ -39,6 +39,10 @@ class EvalConfig(StageConfig):
     method: Literal["auto", "loglikelihood", "generate"] = "auto"
     """How multiple-choice tasks are answered: auto = log-likelihood when the model can score text (a local
     engine, or a server with /v1/completions echo+logprobs), else generation; generate forces generation."""
+    tool_choice: Literal["auto", "required"] = "auto"
+    """Function-calling tasks (bfcl:*): auto = the model decides whether to call a tool (as BFCL asks);
+    required = it must call one, which llmworks (serve, or a local model) enforces with a grammar, so the
+    call parses (one call per reply: parallel categories cannot be right)."""
     judge: str | None = None
     """A local model or a server URL that grades tasks with the "judge" metric."""
     engine: str | None = None

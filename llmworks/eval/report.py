@@ -18,11 +18,14 @@ from llmworks.eval.html import COLOURS, num, page
 from llmworks.eval.rundir import load_run, run_names, slug
 from llmworks.eval.stats import ALPHA, Paired, paired_test
 
+LOWER_IS_BETTER = ("judge_unparsed", "malformed")
+"""Rates of failure: a perfect sample has 0 there."""
+
 
 def primary(metrics: dict[str, float]) -> tuple[str, float] | None:
     """The metric a chart shows for a task (its first), on a 0-1 scale (a judge's 1-10 is divided by 10)."""
     for name, value in metrics.items():
-        if name != "judge_unparsed":
+        if name not in LOWER_IS_BETTER:
             return name, value / 10 if name == "judge" else value
     return None
 
@@ -412,7 +415,7 @@ const SAMPLES = JSON.parse(document.getElementById('samples').textContent);
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>]/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;'}[c]));
 const show = (v) => typeof v === 'string' ? v : JSON.stringify(v, null, 2);
-const perfect = (s) => Object.entries(s.metrics).every(([k, v]) => k === 'judge_unparsed' ? v === 0 : k === 'judge' || v >= 1);
+const perfect = (s) => Object.entries(s.metrics).every(([k, v]) => ['judge_unparsed', 'malformed'].includes(k) ? v === 0 : k === 'judge' || v >= 1);
 function render() {
   const rows = (SAMPLES[$('task').value] || []).filter((s) => !$('wrong').checked || !perfect(s));
   $('count').textContent = rows.length + ' samples';

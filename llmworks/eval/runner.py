@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmworks.atomic import atomic_write
-from llmworks.client import Client, Pair, RequestFailed, make_client
+from llmworks.client import ChatResult, Client, Pair, RequestFailed, make_client
 from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.eval.config import EvalConfig
@@ -44,7 +44,14 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
         from llmworks.eval.harness import run_lm_eval
 
         return run_lm_eval(cfg, console)
-    tasks = resolve_tasks(cfg.tasks)
+    tasks = []
+    for task in resolve_tasks(cfg.tasks):
+        if task.skip_reason:
+            console.print(f"[yellow]skipped {task.name}: {task.skip_reason}[/yellow]", highlight=False)
+        else:
+            tasks.append(task)
+    if not tasks:
+        raise UserError("none of the tasks can run here (see above).", "Choose tasks that run offline.")
     samples = {t.name: t.samples()[: cfg.limit] for t in tasks}  # data errors before any model work
     own_client = client is None
     client = client or make_client(cfg.model, cfg.base_url, cfg.api_key, cfg.retries, **_engine_opts(cfg))
@@ -151,6 +158,10 @@ def run_requests(
 def _generate(client: Client, key: str, r: Request, cache: Cache) -> None:
     kw = {"max_tokens": r.max_tokens, "temperature": r.temperature, "stop": r.stop, "seed": r.seed}
     try:
+        if r.kind == "chat" and r.tools:
+            reply = client.chat(r.messages, tools=r.tool_list, tool_choice=r.tool_choice, **kw)
+            cache.put(key, answer_record(reply))
+            return
         if r.kind == "chat":
             text = client.chat(r.messages, **kw).content or ""
         else:
@@ -161,6 +172,16 @@ def _generate(client: Client, key: str, r: Request, cache: Cache) -> None:
         cache.put(key, None, str(e))  # this request was rejected (e.g. too long): it scores as wrong
         return
     cache.put(key, text)
+
+
+def answer_record(reply: ChatResult) -> dict[str, Any]:
+    """A reply to a request with tools, as cached and scored: content, the calls (name and arguments as the
+    model wrote them) and the finish reason."""
+    return {
+        "content": reply.content,
+        "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in reply.tool_calls],
+        "finish_reason": reply.finish_reason,
+    }
 
 
 def _score_task(
@@ -235,6 +256,8 @@ def _first_prompt(requests: list[Request], env: Env) -> dict[str, Any]:
         if len(contexts) == 1:
             return {"text": contexts[0], "continuations": [q.continuation for q in requests]}
         return {"pairs": [[q.prompt, q.continuation] for q in requests]}
+    if r.kind == "chat" and r.tools:  # the client renders no tools: show what is sent
+        return {"messages": r.messages, "tools": r.tool_list}
     if r.kind == "chat":
         rendered = env.render(r.messages)
         return {"text": rendered} if rendered is not None else {"messages": r.messages}
@@ -275,6 +298,7 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
         judge=judge,
         chat_scoring=cfg.chat is True,
         force=None if cfg.method == "auto" else cfg.method,
+        tool_choice=cfg.tool_choice,
     )
 
 

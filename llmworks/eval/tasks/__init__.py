@@ -1,8 +1,9 @@
-"""Task kinds (multiple choice, math, custom YAML, code, needle in a haystack) and the registry of names.
+"""Task kinds (multiple choice, math, custom YAML, code, needle in a haystack, function calling) and the
+registry of names.
 
 `--tasks` takes registry names (`mmlu`, `gsm8k`, `smoke`, ...), `NAME:OPTION` for a benchmark's other
-formulation (`arc:letters`, `mmlu:cloze`), `NAME=PATH` to point a benchmark at its files, or the path of a
-custom task's YAML.
+formulation (`arc:letters`, `mmlu:cloze`) or part (`bfcl:simple`), `NAME=PATH` to point a benchmark at its
+files, or the path of a custom task's YAML.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmworks.errors import UserError
+from llmworks.eval import bfcl
 from llmworks.eval import datasets as ds
 from llmworks.eval.tasks.base import Env, Request, Scored, Task
 from llmworks.eval.tasks.code import Code
 from llmworks.eval.tasks.custom import custom
+from llmworks.eval.tasks.function_calling import bfcl_task
 from llmworks.eval.tasks.math import gsm8k
 from llmworks.eval.tasks.mc_data import (
     arc,
@@ -65,6 +68,8 @@ TASKS: dict[str, TaskFactory] = {
         "humaneval-smoke", None, ("HumanEval/0", "HumanEval/53"), max_tokens=128
     ),
     "niah-smoke": lambda p: Needle("niah-smoke", (256, 512), (0.0, 0.5, 1.0), str(p) if p else None),
+    # The Berkeley Function Calling Leaderboard, one task per category (data from the bfcl-eval package).
+    **{f"bfcl:{c}": (lambda p, c=c: bfcl_task(c, p)) for c in (*bfcl.CATEGORIES, *bfcl.NETWORK)},
 }
 GROUPS: dict[str, tuple[str, ...]] = {
     "smoke": (
@@ -77,6 +82,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "humaneval-smoke",
         "niah-smoke",
     ),
+    "bfcl": tuple(f"bfcl:{c}" for c in bfcl.NON_LIVE),
+    "bfcl-live": tuple(f"bfcl:{c}" for c in bfcl.LIVE),
 }
 
 
@@ -91,6 +98,8 @@ def resolve_tasks(specs: list[str]) -> list[Task]:
             folder = name.partition(":")[0]  # arc:letters reads arc's files
             located = ds.locate(folder, path or None, "Point it at the benchmark's folder or file.")
             out.append(TASKS[name](located))
+        elif name.startswith("bfcl:"):  # a category this task cannot run: say which ones it can
+            out.append(bfcl_task(name.removeprefix("bfcl:"), Path(path) if path else None))
         elif name.endswith((".yaml", ".yml")) and Path(name).is_file():
             out.append(custom(Path(name)))
         else:

@@ -28,17 +28,32 @@ class Request:
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    tools: str = ""
+    """Chat with tools: the OpenAI `tools` list as a JSON text (hashable); the answer is then a dict with
+    content, tool_calls and finish_reason instead of a string."""
+    tool_choice: str | None = None
 
     @staticmethod
-    def chat(messages: Sequence[dict[str, str]], **kw: Any) -> Request:
+    def chat(
+        messages: Sequence[dict[str, str]], tools: Sequence[dict[str, Any]] | None = None, **kw: Any
+    ) -> Request:
+        if tools:
+            kw["tools"] = json.dumps(list(tools), sort_keys=True, ensure_ascii=False)
         return Request("chat", tuple(tuple(sorted(m.items())) for m in messages), **kw)
 
     @property
     def messages(self) -> list[dict[str, str]]:
         return [dict(m) for m in self.prompt]  # type: ignore[arg-type, union-attr]
 
+    @property
+    def tool_list(self) -> list[dict[str, Any]] | None:
+        return json.loads(self.tools) if self.tools else None
+
     def key(self, model: str) -> str:
-        return hashlib.sha256(json.dumps([model, asdict(self)], sort_keys=True).encode()).hexdigest()
+        fields = asdict(self)
+        if not self.tools:  # requests without tools keep the keys they had before tools existed
+            del fields["tools"], fields["tool_choice"]
+        return hashlib.sha256(json.dumps([model, fields], sort_keys=True).encode()).hexdigest()
 
     def shown(self) -> dict[str, Any]:
         """How the request appears in the saved samples and the report."""
@@ -46,6 +61,10 @@ class Request:
         out["prompt"] = self.messages if self.kind == "chat" else self.prompt
         if self.kind == "loglikelihood":
             out["continuation"] = self.continuation
+        if self.tools:
+            out["tools"] = self.tool_list
+            if self.tool_choice is not None:
+                out["tool_choice"] = self.tool_choice
         return out
 
 
@@ -67,6 +86,8 @@ class Env:
     leaderboards score plain text)."""
     force: Method | None = None
     """The method the run asks for (None: log-likelihood where it can be computed)."""
+    tool_choice: str = "auto"
+    """Function-calling tasks: auto (the model decides) or required (one call, grammar-constrained)."""
 
     def method(self) -> Method:
         """Log-likelihood when it can be computed on the prompt the model would see, else generation."""
@@ -103,6 +124,8 @@ class Task(ABC):
     """How the task asks (multiple choice: letters, cloze or partial; others: generate)."""
     reference: str | None = None
     """The reference harness task whose prompt and metrics this task follows, e.g. "lm-eval gsm8k"."""
+    skip_reason: str | None = None
+    """Why this task cannot run here (it needs the network): the runner says so and skips it."""
 
     @abstractmethod
     def samples(self) -> list[dict[str, Any]]:
@@ -113,7 +136,8 @@ class Task(ABC):
 
     @abstractmethod
     def score(self, sample: dict[str, Any], outputs: list[Any], env: Env) -> Scored:
-        """Outputs are in request order: str (generation), float (log-likelihood) or None (failed)."""
+        """Outputs are in request order: str (generation), float (log-likelihood), a dict (chat with tools:
+        content, tool_calls, finish_reason) or None (failed)."""
 
     def aggregate(self, scored: list[Scored]) -> dict[str, float]:
         """The mean of each metric over the samples."""
