@@ -1,0 +1,1 @@
+"""RAG: knowledge bases over your documents (see llmworks.rag.kb)."""
