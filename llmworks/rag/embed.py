@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,8 @@ __all__ = ["DEFAULT_EMBEDDER", "DenseEmbedder", "EmbeddingCache", "embedder_name
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 BATCH = 64
 """Texts per embedding call during ingest (and per cache append)."""
+_LOADED: dict[str, Callable[[list[str]], list[list[float]]]] = {}
+_LOCK = threading.Lock()
 
 
 def embedder_name(spec: str | None) -> str:
@@ -67,6 +70,13 @@ class DenseEmbedder:
         return vectors
 
     def _load(self) -> Callable[[list[str]], list[list[float]]]:
+        """One model per spec in a process, shared by every knowledge base that uses it."""
+        with _LOCK:
+            if self.name not in _LOADED:
+                _LOADED[self.name] = self._make()
+            return _LOADED[self.name]
+
+    def _make(self) -> Callable[[list[str]], list[list[float]]]:
         if _is_url(self.spec):
             from llmworks.client import make_client
 

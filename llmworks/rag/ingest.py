@@ -222,8 +222,8 @@ def _commit(
     if not kb.paths.exists:  # a new knowledge base appears whole
         store.close()
         work.dir.rename(kb.paths.dir)
-        store = kb.store_for(kb.paths)
-    kb.reload()
+    kb.reload()  # this process's reader moves on too
+    store = kb.store
     store.purge(version)
     store.optimize()
     for old in (kb.paths.dir / "bm25").iterdir():

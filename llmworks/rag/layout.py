@@ -186,7 +186,11 @@ class KBPaths:
 def list_kbs(root: Path) -> list[str]:
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "kb.json").is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / "kb.json").is_file()
+    )
 
 
 def missing_kb(root: Path, name: str) -> UserError:

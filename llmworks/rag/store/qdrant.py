@@ -55,15 +55,11 @@ class QdrantStore(Store):
                 self.collection,
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
             )
-            for name, kind in (
-                ("kb", models.PayloadSchemaType.KEYWORD),
-                ("id", models.PayloadSchemaType.KEYWORD),
-                ("source", models.PayloadSchemaType.KEYWORD),
-                ("tags", models.PayloadSchemaType.KEYWORD),
-                ("added", models.PayloadSchemaType.INTEGER),
-                ("removed", models.PayloadSchemaType.INTEGER),
-            ):
-                self._client.create_payload_index(self.collection, name, field_schema=kind)
+            indexed = {"kb": "KEYWORD", "id": "KEYWORD", "source": "KEYWORD", "tags": "KEYWORD"}
+            indexed |= {"added": "INTEGER", "removed": "INTEGER"}
+            for name, kind in indexed.items() if parsed.hostname else ():  # local mode has no indexes
+                schema = getattr(models.PayloadSchemaType, kind)
+                self._client.create_payload_index(self.collection, name, field_schema=schema)
 
     def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
         m = self._m
