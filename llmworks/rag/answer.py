@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmworks.rag.bm25 import tokenize
-from llmworks.rag.config import AskConfig
+from llmworks.rag.config import AskConfig, ModelOptions
 from llmworks.rag.refusal import RefusalModel
 from llmworks.rag.rerank import make_reranker, relevance_prompt
 from llmworks.rag.retrieve import Hit, Retrieval, retrieve
@@ -25,14 +25,23 @@ if TYPE_CHECKING:
     from llmworks.client import Client
     from llmworks.rag.kb import KnowledgeBase
 
-__all__ = ["Answer", "AnswerEvent", "CitationFilter", "Source", "ask", "ask_stream", "grounded_messages"]
+__all__ = [
+    "Answer",
+    "AnswerEvent",
+    "CitationFilter",
+    "Source",
+    "ask",
+    "ask_stream",
+    "grounded_messages",
+    "lazy_client",
+]
 
 SYSTEM = (
     "You are a helpful assistant. Answer the question only from the numbered sources, in a few sentences. "
     "Cite the sources you use by their numbers in square brackets, like [1] or [2]. If the sources do not "
     "contain the answer, say that you don't know."
 )
-SOURCE_CHARS = 900
+SOURCE_CHARS = 600
 """Characters of each source the model reads (the embedded model's attention is short)."""
 HISTORY_TURNS = 4
 """Earlier messages kept in the prompt of a follow-up."""
@@ -112,9 +121,10 @@ def ask(
 ) -> Answer:
     """The whole answer at once (see `ask_stream`)."""
     cfg = AskConfig(**options)
-    for ev in ask_stream(kbs, question, history, cfg, _factory(cfg, client)):
-        if ev.answer is not None:
-            return ev.answer
+    with lazy_client(cfg, client) as model:
+        for ev in ask_stream(kbs, question, history, cfg, model):
+            if ev.answer is not None:
+                return ev.answer
     raise AssertionError("ask_stream ended without an answer")
 
 
@@ -153,7 +163,7 @@ def ask_stream(
     messages = grounded_messages(question, hits, history, cfg.system)
     stream = client().chat_stream(messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature)
     cite = CitationFilter(sources, attribute=True)
-    parts = []
+    parts: list[str] = []
     for chunk in stream:
         if chunk.usage is not None:
             base.prompt_tokens, base.completion_tokens = (
@@ -162,11 +172,15 @@ def ask_stream(
             )
         text = cite.feed(chunk.content)
         if text:
-            parts.append(text)
-            yield AnswerEvent(text)
+            text, done = _paragraphs(parts, text, cfg.paragraphs)
+            if text:
+                parts.append(text)
+                yield AnswerEvent(text)
+            if done:
+                cite.looping = True
         if cite.looping:
             break
-    rest = cite.finish()
+    rest = "" if cite.looping else _paragraphs(parts, cite.finish(), cfg.paragraphs)[0]
     if rest:
         parts.append(rest)
         yield AnswerEvent(rest)
@@ -176,11 +190,24 @@ def ask_stream(
     yield AnswerEvent(answer=base)
 
 
+def _paragraphs(parts: list[str], text: str, limit: int) -> tuple[str, bool]:
+    """`text` up to where the answer's `limit`-th paragraph ends (0: no limit), and whether it ended."""
+    if not limit:
+        return text, False
+    so_far = "".join(parts).lstrip()
+    joined = so_far + (text if so_far else text.lstrip())
+    ends = [i for i in range(len(joined)) if joined.startswith("\n\n", i) and joined[:i].strip()]
+    if len(ends) < limit:
+        return text, False
+    keep = ends[limit - 1] - len(so_far)
+    return (text if so_far else text.lstrip())[: max(0, keep)], True
+
+
 def grounded_messages(
     question: str, hits: Sequence[Hit], history: Sequence[dict[str, Any]] = (), system: str | None = None
 ) -> list[dict[str, Any]]:
     """The grounded prompt: instructions, earlier turns, then the numbered sources and the question."""
-    sources = "\n\n".join(f"[{n}] {h.where}\n{h.text[:SOURCE_CHARS]}" for n, h in enumerate(hits, 1))
+    sources = "\n\n".join(f"[{n}] {_label(h)}{h.text[:SOURCE_CHARS]}" for n, h in enumerate(hits, 1))
     turns = [
         {"role": m["role"], "content": m.get("content") or ""}
         for m in history
@@ -191,6 +218,12 @@ def grounded_messages(
         *turns,
         {"role": "user", "content": f"Sources:\n\n{sources}\n\nQuestion: {question}"},
     ]
+
+
+def _label(h: Hit) -> str:
+    """A source's own section title, in front of its text (small models follow a titled passage better)."""
+    leaf = h.heading.split(" > ")[-1].strip() if h.heading else ""
+    return f"{leaf}: " if leaf else ""
 
 
 def rewrite(question: str, history: Sequence[dict[str, Any]], how: str, client: Callable[[], Client]) -> str:
@@ -230,6 +263,8 @@ def relevance(client: Client, query: str, text: str) -> float:
 
 _CITATION = re.compile(r"\s?\[(?:sources?\s*:?\s*)?(\d+(?:\s*[,;]\s*\d+)*)\]", re.I)
 _OPEN_TAIL = re.compile(r"\s?\[[^\]\n]{0,16}$")
+_STUTTER = re.compile(r"(.{1,8}?)\1{5,}")
+"""A unit of up to 8 characters repeated 6 times in a row."""
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]”’]*(?=\s)|[。！？]+[”’」』）]*|\n")
 """Where a streamed sentence is known to have ended (a period needs the next character: "v1.2" goes on)."""
 
@@ -243,7 +278,7 @@ class CitationFilter:
         self.sources = list(sources)
         self.attribute = attribute
         self._buf = ""
-        self._seen: set[str] = set()
+        self._seen: dict[str, int] = {}
         self.dropped = 0
         self.attributed = 0
         self.unsupported = 0
@@ -254,6 +289,11 @@ class CitationFilter:
     def feed(self, text: str) -> str:
         self._buf += text
         out = []
+        stuck = _STUTTER.search(self._buf)
+        if stuck:  # "c:c:c:c:c..." inside a sentence: the model is stuck, keep what came before
+            self._buf = self._buf[: stuck.start() + len(stuck.group(1))]
+            self.looping = True
+            return self._sentence(self._buf) if self._buf.strip() else ""
         while not self.looping:
             m = _SENTENCE_END.search(self._buf)
             if not m:
@@ -269,12 +309,12 @@ class CitationFilter:
         return self._sentence(rest) if rest.strip() and not self.looping else ""
 
     def _sentence(self, s: str) -> str:
-        key = " ".join(tokenize(s))
-        if key and key in self._seen and len(key) > 12:
-            self.looping = True  # the model repeats itself: stop here
-            return ""
+        key = " ".join(tokenize(s)) or re.sub(r"\d+", "#", " ".join(s.lower().split()))
         if key:
-            self._seen.add(key)
+            self._seen[key] = self._seen.get(key, 0) + 1
+            if self._seen[key] > (1 if len(key) > 12 else 2):
+                self.looping = True  # the model repeats itself: stop here
+                return ""
         cited: list[int] = []
 
         def keep(m: re.Match[str]) -> str:
@@ -320,18 +360,37 @@ class CitationFilter:
         return best if best_share >= SUPPORT else None
 
 
-def _factory(cfg: AskConfig, client: Client | None) -> Callable[[], Client]:
-    """A lazy client: the model loads only when an answer (not a refusal) needs it."""
-    made: list[Client] = [client] if client is not None else []
+class LazyClient:
+    """The answering model, loaded on first use (a refusal needs none); `close()` frees it."""
 
-    def get() -> Client:
-        if not made:
+    def __init__(self, cfg: ModelOptions, client: Client | None = None) -> None:
+        self.cfg = cfg
+        self._client = client
+        self._owned = client is None
+
+    def __call__(self) -> Client:
+        if self._client is None:
             from llmworks.client import make_client
 
-            if cfg.base_url:
-                made.append(make_client(cfg.model, cfg.base_url, cfg.api_key))
-            else:
-                made.append(make_client(cfg.model, n_ctx=cfg.ctx))
-        return made[0]
+            c = self.cfg
+            self._client = (
+                make_client(c.model, c.base_url, c.api_key)
+                if c.base_url
+                else make_client(c.model, n_ctx=c.ctx)
+            )
+        return self._client
 
-    return get
+    def close(self) -> None:
+        if self._owned and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> LazyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def lazy_client(cfg: ModelOptions, client: Client | None = None) -> LazyClient:
+    return LazyClient(cfg, client)

@@ -89,6 +89,9 @@ class AnswerOptions(StageConfig):
 
     max_tokens: int = 256
     """Answer length budget."""
+    paragraphs: int = 1
+    """Stop the answer after this many paragraphs (0: no limit). One suits the embedded model, whose later
+    paragraphs wander off; raise it for a larger model."""
     temperature: float = 0.0
     refusal: str = "I can't answer that from the knowledge base."
     """The reply to an out-of-scope question."""
