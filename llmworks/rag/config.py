@@ -5,9 +5,9 @@ llmworks rag search --kb manual "how do I decode DER?" --config search.yaml k=8 
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from llmworks.config import StageConfig
 
@@ -52,9 +52,8 @@ class SearchOptions(StageConfig):
     tags: list[str] = Field(default_factory=list)
     """Only chunks with one of these tags (given at ingest with --tag)."""
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        problems = []
+    def problems(self) -> list[str]:
+        problems = super().problems()
         if self.k < 1:
             problems.append(f"k={self.k} (must be >= 1)")
         if self.candidates < 1:
@@ -63,9 +62,7 @@ class SearchOptions(StageConfig):
             problems.append(f"rrf_k={self.rrf_k} (must be >= 0)")
         if self.dense_weight < 0 or self.bm25_weight < 0:
             problems.append("dense_weight and bm25_weight must be >= 0")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     def search_options(self) -> SearchOptions:
         return SearchOptions(**{k: getattr(self, k) for k in SearchOptions.model_fields})
@@ -126,9 +123,8 @@ class IngestConfig(StageConfig):
     tags: list[str] = Field(default_factory=list)
     """Tags for the chunks of these files (filter on them at search time)."""
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        problems = []
+    def problems(self) -> list[str]:
+        problems = super().problems()
         if not self.kb:
             problems.append("kb is required (--kb NAME)")
         if not self.paths:
@@ -139,9 +135,7 @@ class IngestConfig(StageConfig):
             problems.append(f"overlap_tokens={self.overlap_tokens} (must be >= 0)")
         if self.chunk_tokens and self.overlap_tokens and self.overlap_tokens >= self.chunk_tokens:
             problems.append("overlap_tokens must be smaller than chunk_tokens")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
 
 class SearchConfig(SearchOptions):

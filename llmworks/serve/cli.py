@@ -5,11 +5,14 @@ start (`llmworks.serve` logger; the full YAML at --log-level debug)."""
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from llmworks.config_cli import ConfigFile, arguments, from_cli, option
 from llmworks.errors import UserError
 from llmworks.serve.config import LOOPBACK, ServeConfig
+
+if TYPE_CHECKING:
+    from llmworks.serve.app import ServerState
 
 
 def serve(
@@ -25,6 +28,10 @@ def serve(
     ctx: Annotated[int | None, option(ServeConfig, "ctx")] = None,
     embedding_model: Annotated[str | None, option(ServeConfig, "embedding_model")] = None,
     log_level: Annotated[str | None, option(ServeConfig, "log_level")] = None,
+    kb: Annotated[list[str] | None, option(ServeConfig, "kb")] = None,
+    kb_dir: Annotated[str | None, option(ServeConfig, "kb_dir")] = None,
+    rag_access: Annotated[str | None, option(ServeConfig, "rag_access")] = None,
+    rag_config: Annotated[str | None, option(ServeConfig, "rag_config")] = None,
 ) -> None:
     """Serve models behind an OpenAI-compatible API, with a web chat at /."""
     import logging
@@ -40,7 +47,8 @@ def serve(
     cfg = from_cli(
         ServeConfig, config, args, "models",
         engine=engine, host=host, port=port, lora=lora, api_key=api_key, max_queue=max_queue,
-        parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level,
+        parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level, kb=kb,
+        kb_dir=kb_dir, rag_access=rag_access, rag_config=rag_config,
     )  # fmt: skip
     if cfg.api_key is None and os.environ.get("LLMWORKS_API_KEY"):
         cfg.api_key = os.environ["LLMWORKS_API_KEY"]
@@ -63,6 +71,8 @@ def serve(
         return
     served = load_served_models(cfg.models, cfg.engine, cfg.lora, cfg.parallel, cfg.ctx, cfg.max_queue)
     state = ServerState(served, api_key=key, embedder=Embedder(cfg.embedding_model))
+    if cfg.kb:
+        _add_knowledge_bases(state, cfg)
     app = create_app(state)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -78,6 +88,8 @@ def serve(
     console.print(f"  OpenAI base URL: {base}/v1")
     console.print(f"  web chat:        {base}/")
     console.print(f"  embeddings:      {state.embedder.name if state.embedder else 'none'}")
+    if state.apps:
+        console.print(f"  knowledge bases: {', '.join(state.apps)}")
     if key:
         console.print("  API key required (Authorization: Bearer ...)")
     server = uvicorn.Server(
@@ -88,6 +100,21 @@ def serve(
     finally:
         for m in served.values():
             m.engine.close()
+
+
+def _add_knowledge_bases(state: ServerState, cfg: ServeConfig) -> None:
+    """`rag:NAME` apps answered by the first served model (in process, sharing its batch), and the
+    access file's keys."""
+    from llmworks.client.local import LocalClient
+    from llmworks.rag.config import AskConfig
+    from llmworks.serve.rag import access_keys, load_rag_apps
+
+    first = next(iter(state.models.values()))
+    client = LocalClient(first.engine, owns_engine=False)
+    ask = AskConfig.resolve(cfg.rag_config) if cfg.rag_config else AskConfig()
+    state.apps.update(load_rag_apps(cfg.kb, cfg.kb_dir, client, ask))
+    if cfg.rag_access:
+        state.keys.update(access_keys(cfg.rag_access, list(state.models), state.apps))
 
 
 def _masked_yaml(cfg: ServeConfig) -> str:
