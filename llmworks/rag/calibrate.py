@@ -58,7 +58,7 @@ def calibrate(
     rows = []
     for q in [*inside, *outside]:
         r = retrieve(kbs, q, SearchOptions())
-        signals = {"dense_top": r.signals["dense_top"], "bm25_top": r.signals["bm25_top"]}
+        signals = {"dense_top": r.signals.get("dense_top", 0.0), "bm25_top": r.signals.get("bm25_top", 0.0)}
         if cfg.relevance_check and client is not None:
             signals["relevance"] = relevance(client(), q, r.hits[0].text) if r.hits else -10.0
         rows.append(signals)

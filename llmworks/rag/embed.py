@@ -54,8 +54,16 @@ class DenseEmbedder:
 
     @property
     def dim(self) -> int:
+        """From the model's pooling config when it is local (no model load), else one probe request."""
         if self._dim is None:
-            self._dim = int(self.embed(["dimension probe"]).shape[1])
+            pooling = getattr(self, "model_dir", None)
+            config = pooling / "1_Pooling" / "config.json" if pooling else None
+            if config is not None and config.is_file():
+                import json
+
+                self._dim = int(json.loads(config.read_text())["word_embedding_dimension"])
+            else:
+                self._dim = int(self.embed(["dimension probe"]).shape[1])
         return self._dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -141,16 +141,14 @@ def _run(kbs: Sequence[Any], cfg: RagEvalConfig, client: Any, console: Any) -> P
     judge = make_judge(cfg.judge, 4, cfg.judge_api_key) if cfg.judge else None
     k = cfg.k
     base = cfg.search_options()
-    modes: dict[str, Any] = {"hybrid": base}
+    main = f"{cfg.mode}+rerank" if cfg.rerank else cfg.mode
+    modes: dict[str, Any] = {main: base}  # the configured retrieval: answers and refusal use it
     if cfg.ablation:
-        modes = {"bm25": base.model_copy(update={"mode": "bm25", "rerank": None}),
-                 "dense": base.model_copy(update={"mode": "dense", "rerank": None}),
-                 "hybrid": base.model_copy(update={"rerank": None})}  # fmt: skip
-        if cfg.rerank:
-            modes["hybrid+rerank"] = base
-    elif cfg.rerank:
-        modes = {"hybrid+rerank": base}
-    main = "hybrid+rerank" if cfg.rerank else "hybrid"
+        for mode in ("bm25", "dense", "hybrid"):
+            modes.setdefault(mode, base.model_copy(update={"mode": mode, "rerank": None}))
+        modes = {
+            m: modes[m] for m in sorted(modes, key=lambda m: (m != "bm25", m != "dense", m != "hybrid", m))
+        }
     reranker = make_reranker(cfg.rerank, client)
     per_mode: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     samples: list[dict[str, Any]] = []

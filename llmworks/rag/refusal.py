@@ -41,7 +41,7 @@ class RefusalModel:
     def p_out(self, signals: Mapping[str, float]) -> float:
         z = self.bias
         for f, w, m, s in zip(self.features, self.weights, self.mean, self.scale, strict=True):
-            z += w * (float(signals.get(f, 0.0)) - m) / s
+            z += w * (float(signals.get(f, m)) - m) / s  # a signal not measured (bm25-only search) is neutral
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     def decide(self, signals: Mapping[str, float]) -> tuple[bool, float]:
@@ -80,9 +80,10 @@ def default_model() -> RefusalModel:
 
 def refusal_metrics(truth: Sequence[bool], refused: Sequence[bool]) -> dict[str, float]:
     """Precision, recall and F1 of refusing (positive: the question is out of scope)."""
-    tp = sum(t and r for t, r in zip(truth, refused, strict=True))
-    fp = sum((not t) and r for t, r in zip(truth, refused, strict=True))
-    fn = sum(t and not r for t, r in zip(truth, refused, strict=True))
+    pairs = [(bool(t), bool(r)) for t, r in zip(truth, refused, strict=True)]
+    tp = sum(t and r for t, r in pairs)
+    fp = sum(r and not t for t, r in pairs)
+    fn = sum(t and not r for t, r in pairs)
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0

@@ -80,7 +80,7 @@ class Retrieval:
     hits: list[Hit]
     signals: dict[str, float] = field(default_factory=dict)
     """What refusal decides on: `dense_top` (best cosine), `bm25_top` (best BM25 score as a share of the
-    query's ceiling), `dense_weight` (after the unknown-token discount)."""
+    query's ceiling), `dense_weight` (after the unknown-token discount); only the retrievers that ran."""
 
 
 def retrieve(
@@ -95,7 +95,7 @@ def retrieve(
     o = options or SearchOptions()
     readable = tuple(kb.name for kb in kbs if allowed is None or kb.name in allowed)
     lists: list[tuple[str, float, list[Hit]]] = []  # (retriever, weight, ranked hits)
-    signals = {"dense_top": 0.0, "bm25_top": 0.0, "dense_weight": 0.0}
+    signals: dict[str, float] = {}
     vectors: dict[str, np.ndarray] = {}
     for kb in kbs:
         kb.refresh()
@@ -109,15 +109,15 @@ def retrieve(
             found = kb.store.search(vectors[name], o.candidates, flt)
             hits = [_hit(kb.name, h.payload, h.score, "dense") for h in found]
             weight = o.dense_weight * (1.0 - kb.embedder.counter.unknown_share(query))
-            signals["dense_weight"] = max(signals["dense_weight"], weight)
-            if hits:
-                signals["dense_top"] = max(signals["dense_top"], hits[0].scores["dense"])
+            signals["dense_weight"] = max(signals.get("dense_weight", 0.0), weight)
+            top = hits[0].scores["dense"] if hits else 0.0
+            signals["dense_top"] = max(signals.get("dense_top", 0.0), top)
             lists.append(("dense", weight, hits))
         if o.mode in ("hybrid", "bm25"):
             ranked, share = kb.bm25.search(query, o.candidates, mask)
             payloads = kb.store.fetch([i for i, _ in ranked], flt) if ranked else {}
             hits = [_hit(kb.name, payloads[i], s, "bm25") for i, s in ranked if i in payloads]
-            signals["bm25_top"] = max(signals["bm25_top"], share if hits else 0.0)
+            signals["bm25_top"] = max(signals.get("bm25_top", 0.0), share if hits else 0.0)
             lists.append(("bm25", o.bm25_weight, hits))
     fused = _fuse(lists, o.rrf_k) if o.mode == "hybrid" else _single(lists)
     if reranker is not None and fused:
