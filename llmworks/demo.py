@@ -76,6 +76,7 @@ def main() -> None:
         if row["task"] in ("sentiment", "general-smoke"):
             base, tuned = list(row["values"].values())
             console.print(f"{row['task']} {row['metric']}: base {base:.2f} → tuned {tuned:.2f}")
+    rag_step(console)
     console.rule("done")
     console.print(f"Evaluation comparison report: {report}")
 
@@ -152,6 +153,17 @@ def serve_demo(console: Console, args: list[str], model: str, question: str) -> 
         )
     finally:
         stop_server(server)
+
+
+def rag_step(console: Console) -> None:
+    from llmworks.rag.demo import rag_demo
+
+    console.rule(
+        "11. A knowledge base over this README and docs: cited answers, a refusal, retrieval metrics"
+    )
+    report = rag_demo(OUT / "rag", console)
+    if report:
+        console.print(f"RAG evaluation report: {report}")
 
 
 def _write(text: str) -> None:
