@@ -2,7 +2,8 @@
 
 An embedder is named by a spec: `all-minilm-l6-v2` (the embedded default, from its wheel), a local
 sentence-transformers directory, or an OpenAI-compatible server's `/v1/embeddings` as `URL` or
-`URL#MODEL` (e.g. `http://127.0.0.1:8000/v1#all-minilm-l6-v2`), reached through `llmworks.client`.
+`URL#MODEL` (e.g. `http://127.0.0.1:8000/v1#all-minilm-l6-v2`), reached through `llmworks.client` (with
+`$LLMWORKS_API_KEY` as its API key when set).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class DenseEmbedder:
             from llmworks.client import make_client
 
             url, _, model = self.spec.partition("#")
-            client = make_client("embedder", base_url=url, embedding_model=model or None)
+            key = os.environ.get("LLMWORKS_API_KEY")  # the server's key, if it asks for one
+            client = make_client("embedder", base_url=url, api_key=key, embedding_model=model or None)
             return client.embed
         from llmworks.engines.embedder import Embedder
 

@@ -14,6 +14,7 @@ scores) out. A reader always sees the last committed version, and picks up a new
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ class KnowledgeBase:
         self._store: Store | None = None
         self._bm25: BM25Index | None = None
         self._docs: dict[str, Any] | None = None
+        self._lock = threading.Lock()
         self.current = self.paths.read_current() if self.paths.exists else 0
         """The committed version this reader sees (0: nothing ingested yet)."""
 
@@ -110,16 +112,19 @@ class KnowledgeBase:
         if not self.paths.exists:
             raise missing_kb(self.paths.root, self.name)
         if self.paths.read_current() != self.current:
-            self.reload()
+            with self._lock:
+                if self.paths.read_current() != self.current:
+                    self.reload()
 
     def reload(self) -> None:
-        self.current = self.paths.read_current()
+        """Read the committed version again. The old indexes are dropped, not closed (a search on another
+        thread, a server's, may still be using them); the store stays open and sees the new rows."""
+        self.current = self.paths.read_current()  # first: what loads from here on loads this version
         self._meta = None
         self._bm25 = None
         self._docs = None
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            self._store.refresh()
 
     def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:
         """The `k` best chunks for `query`; options: the fields of `SearchOptions` (mode, sources, tags,
@@ -274,10 +279,16 @@ def search(
     return retrieve(kbs, query, o, reranker).hits
 
 
-def _default_client() -> Client:
-    from llmworks.client import make_client
+_DEFAULT: list[Client] = []
 
-    return make_client()
+
+def _default_client() -> Client:
+    """The embedded model, loaded once per process for rerank=llm without a client."""
+    if not _DEFAULT:
+        from llmworks.client import make_client
+
+        _DEFAULT.append(make_client())
+    return _DEFAULT[0]
 
 
 def list_knowledge_bases(kb_dir: str | Path | None = None) -> list[str]:

@@ -91,73 +91,91 @@ def retrieve(
     allowed: Sequence[str] | None = None,
 ) -> Retrieval:
     """Search `kbs` for `query`. `allowed`: the knowledge bases the caller may read (None: all of `kbs`);
-    it becomes every store query's filter."""
+    it becomes every store query's filter.
+
+    Both retrievers rank chunk ids; only the chunks that make the final cut are fetched, with the filter."""
     o = options or SearchOptions()
     readable = tuple(kb.name for kb in kbs if allowed is None or kb.name in allowed)
-    lists: list[tuple[str, float, list[Hit]]] = []  # (retriever, weight, ranked hits)
+    lists: list[tuple[str, float, list[tuple[str, str, float]]]] = []  # (retriever, weight, (kb, id, score))
     signals: dict[str, float] = {}
     vectors: dict[str, np.ndarray] = {}
+    filters: dict[str, Filter] = {}
+    by_name = {kb.name: kb for kb in kbs}
     for kb in kbs:
         kb.refresh()
         if kb.name not in readable or not kb.current:
             continue
         flt, mask = _filter(kb, o, readable)
+        filters[kb.name] = flt
         if o.mode in ("hybrid", "dense"):
             name = kb.meta.embedder
             if name not in vectors:
                 vectors[name] = kb.embedder.embed([query])[0]
-            found = kb.store.search(vectors[name], o.candidates, flt)
-            hits = [_hit(kb.name, h.payload, h.score, "dense") for h in found]
+            found = kb.store.search(vectors[name], o.candidates, flt, payload=False)
             weight = o.dense_weight * (1.0 - kb.embedder.counter.unknown_share(query))
             signals["dense_weight"] = max(signals.get("dense_weight", 0.0), weight)
-            top = hits[0].scores["dense"] if hits else 0.0
-            signals["dense_top"] = max(signals.get("dense_top", 0.0), top)
-            lists.append(("dense", weight, hits))
+            signals["dense_top"] = max(signals.get("dense_top", 0.0), found[0].score if found else 0.0)
+            lists.append(("dense", weight, [(kb.name, h.id, h.score) for h in found]))
         if o.mode in ("hybrid", "bm25"):
             ranked, share = kb.bm25.search(query, o.candidates, mask)
-            payloads = kb.store.fetch([i for i, _ in ranked], flt) if ranked else {}
-            hits = [_hit(kb.name, payloads[i], s, "bm25") for i, s in ranked if i in payloads]
-            signals["bm25_top"] = max(signals.get("bm25_top", 0.0), share if hits else 0.0)
-            lists.append(("bm25", o.bm25_weight, hits))
-    fused = _fuse(lists, o.rrf_k) if o.mode == "hybrid" else _single(lists)
-    if reranker is not None and fused:
-        top = reranker.rerank(query, fused[: max(o.k, o.rerank_top)])
-        fused = top + fused[len(top) :]
-    return Retrieval(query, fused[: o.k], signals)
+            signals["bm25_top"] = max(signals.get("bm25_top", 0.0), share)
+            lists.append(("bm25", o.bm25_weight, [(kb.name, i, sc) for i, sc in ranked]))
+    order = _fuse(lists, o.rrf_k) if o.mode == "hybrid" else _single(lists)
+    want = max(o.k, o.rerank_top) if reranker is not None else o.k
+    hits: list[Hit] = []
+    start = 0
+    while len(hits) < want and start < len(order):  # payloads of the best, through the store's filter
+        part = order[start : start + want - len(hits) + 4]
+        start += len(part)
+        for kb_name in {c[0] for c in part}:
+            got = by_name[kb_name].store.fetch([c[1] for c in part if c[0] == kb_name], filters[kb_name])
+            for c in part:
+                if c[0] == kb_name and c[1] in got:
+                    c[3].update(_hit_fields(kb_name, got[c[1]]))
+        hits += [_hit(c) for c in part if c[3]]
+    hits = hits[:want]
+    if reranker is not None and hits:
+        hits = reranker.rerank(query, hits)
+    return Retrieval(query, hits[: o.k], signals)
 
 
-def _fuse(lists: list[tuple[str, float, list[Hit]]], rrf_k: int) -> list[Hit]:
+Candidate = tuple[str, str, dict[str, float], dict[str, Any]]
+"""(kb, chunk id, its scores by retriever, its payload once fetched)."""
+
+
+def _fuse(lists: list[tuple[str, float, list[tuple[str, str, float]]]], rrf_k: int) -> list[Candidate]:
     """Weighted reciprocal rank fusion: Σ weight / (rrf_k + rank) over the lists a chunk appears in.
     Written here (ranx has it) because ranx compiles with numba on first use, seconds per process."""
-    by_id: dict[str, Hit] = {}
-    for retriever, weight, hits in lists:
-        for rank, h in enumerate(hits, 1):
-            kept = by_id.setdefault(h.id, h)
-            if kept is not h:
-                kept.scores.update(h.scores)
-            kept.scores["fused"] = kept.scores.get("fused", 0.0) + weight / (rrf_k + rank)
-            kept.scores.setdefault(retriever, h.scores[retriever])
-    out = sorted(by_id.values(), key=lambda h: -h.scores["fused"])
-    for h in out:
-        h.score = h.scores["fused"]
-    return out
+    by_id: dict[tuple[str, str], Candidate] = {}
+    for retriever, weight, ranked in lists:
+        for rank, (kb, cid, score) in enumerate(ranked, 1):
+            c = by_id.setdefault((kb, cid), (kb, cid, {}, {}))
+            c[2][retriever] = score
+            c[2]["fused"] = c[2].get("fused", 0.0) + weight / (rrf_k + rank)
+    return sorted(by_id.values(), key=lambda c: -c[2]["fused"])
 
 
-def _single(lists: list[tuple[str, float, list[Hit]]]) -> list[Hit]:
-    hits = [h for _, _, hs in lists for h in hs]
-    return sorted(hits, key=lambda h: -h.score)
+def _single(lists: list[tuple[str, float, list[tuple[str, str, float]]]]) -> list[Candidate]:
+    out: list[Candidate] = [(kb, cid, {r: score}, {}) for r, _, ranked in lists for kb, cid, score in ranked]
+    return sorted(out, key=lambda c: -next(iter(c[2].values())))
 
 
-def _hit(kb: str, p: dict[str, Any], score: float, retriever: str) -> Hit:
+def _hit_fields(kb: str, p: dict[str, Any]) -> dict[str, Any]:
+    return {"kb": kb, **p}
+
+
+def _hit(c: Candidate) -> Hit:
+    kb, cid, scores, p = c
+    score = scores["fused"] if "fused" in scores else next(iter(scores.values()))
     return Hit(
         text=p["text"],
         source=p["source"],
         page=p.get("page"),
         heading=p.get("heading") or "",
         score=score,
-        scores={retriever: score},
+        scores=dict(scores),
         kb=kb,
-        id=p["id"],
+        id=cid,
         start=int(p.get("start") or 0),
         end=int(p.get("end") or 0),
         row=p.get("row"),

@@ -177,3 +177,20 @@ def test_access_file_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"nokeys": 1}))
     with pytest.raises(UserError, match="no `keys:`"):
         access_keys(bad, ["m"], {})
+
+
+@pytest.mark.slow
+def test_an_embedder_served_over_http(
+    rag_server: RagServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--embedder URL#MODEL: the knowledge base embeds through /v1/embeddings of a server."""
+    from llmworks.rag.kb import KnowledgeBase
+
+    monkeypatch.setenv("LLMWORKS_API_KEY", "master")
+    spec = f"{rag_server.base}/v1#all-minilm-l6-v2"
+    kb = KnowledgeBase("remote", tmp_path / "kbs", embedder=spec)
+    kb.ingest([rag_server.docs / "faq.jsonl", rag_server.docs / "guide.md"])
+    assert kb.meta.embedder == spec and kb.meta.dim == 384
+    assert kb.search("how long is the warranty", k=1)[0].source.endswith("faq.jsonl")
+    with pytest.raises(UserError, match="built with embedder"):
+        KnowledgeBase("remote", tmp_path / "kbs", embedder="all-minilm-l6-v2").search("x")

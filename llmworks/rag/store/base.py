@@ -69,8 +69,9 @@ class Store(ABC):
         """Every row's (added, removed), by id: what an ingest reconciles against."""
 
     @abstractmethod
-    def search(self, vector: np.ndarray, k: int, flt: Filter) -> list[StoredHit]:
-        """The `k` rows nearest to `vector` that `flt` lets through, nearest first."""
+    def search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool = True) -> list[StoredHit]:
+        """The `k` rows nearest to `vector` that `flt` lets through, nearest first (`payload=False`: ids and
+        scores only, the payload left empty)."""
 
     @abstractmethod
     def fetch(self, ids: Sequence[str], flt: Filter) -> dict[str, dict[str, Any]]:
@@ -81,6 +82,9 @@ class Store(ABC):
 
     def optimize(self) -> None:  # noqa: B027 - optional hook
         """After an ingest: refresh indexes."""
+
+    def refresh(self) -> None:  # noqa: B027 - optional hook
+        """See what other processes wrote since this store was opened."""
 
     @abstractmethod
     def drop(self) -> None:

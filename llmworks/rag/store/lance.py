@@ -92,16 +92,26 @@ class LanceStore(Store):
             )
         )
 
-    def search(self, vector: np.ndarray, k: int, flt: Filter) -> list[StoredHit]:
+    def search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool = True) -> list[StoredHit]:
+        # The version and permission filter lets nearly every row through: filtering the nearest rows after
+        # the vector search is exact then, and 2-3x faster than filtering all rows first. Source and tag
+        # filters are selective: those filter first. Too few rows after filtering: filter first after all.
+        selective = flt.sources is not None or bool(flt.tags)
+        rows = self._search(vector, k, flt, payload, prefilter=selective)
+        if len(rows) < k and not selective and self._table.count_rows() > len(rows):
+            rows = self._search(vector, k, flt, payload, prefilter=True)
+        return [StoredHit(r["id"], 1.0 - float(r.pop("_distance")), r if payload else {}) for r in rows[:k]]
+
+    def _search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool, prefilter: bool) -> list[dict]:
+        columns = [*PAYLOAD, "_distance"] if payload else ["id", "_distance"]
         q = (
             self._table.search(np.asarray(vector, dtype=np.float32))
             .distance_type("cosine")
-            .where(_where(flt), prefilter=True)
-            .select([*PAYLOAD, "_distance"])
-            .limit(k)
+            .where(_where(flt), prefilter=prefilter)
+            .select(columns)
+            .limit(k if prefilter else k + 16)
         )
-        rows = q.to_arrow().to_pylist()
-        return [StoredHit(r["id"], 1.0 - float(r.pop("_distance")), r) for r in rows]
+        return q.to_arrow().to_pylist()
 
     def fetch(self, ids: Sequence[str], flt: Filter) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -119,15 +129,31 @@ class LanceStore(Store):
 
         n = self._table.count_rows()
         indices = {i.name: i for i in self._table.list_indices()}
-        if "id_idx" not in indices and n:
+        if n and "id_idx" not in indices:
             self._table.create_index("id", config=BTree())
         if n < ANN_MIN_ROWS:
             return
+        self._scalar_indexes(indices)
         stats = self._table.index_stats("vector_idx") if "vector_idx" in indices else None
         if stats is None or stats.num_unindexed_rows > 0.1 * n:
             self._table.create_index("vector", config=IvfFlat(distance_type="cosine"), replace=True)
-        else:
-            self._table.optimize()  # folds the few new rows into the indexes
+        self._table.optimize()  # folds new rows into every index, compacts the ingest's small fragments
+
+    def refresh(self) -> None:
+        self._table.checkout_latest()
+
+    def _scalar_indexes(self, indices: dict[str, object]) -> None:
+        """Bitmaps on the filtered low-cardinality columns: every query filters on them."""
+        from lancedb.index import Bitmap, BTree
+
+        for column, config in (
+            ("kb", Bitmap()),
+            ("added", Bitmap()),
+            ("removed", Bitmap()),
+            ("source", BTree()),
+        ):
+            if f"{column}_idx" not in indices:
+                self._table.create_index(column, config=config)
 
     def drop(self) -> None:
         if TABLE in self._db.list_tables().tables:

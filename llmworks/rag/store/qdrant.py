@@ -113,15 +113,15 @@ class QdrantStore(Store):
             if offset is None:
                 return out
 
-    def search(self, vector: np.ndarray, k: int, flt: Filter) -> list[StoredHit]:
+    def search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool = True) -> list[StoredHit]:
         points = self._client.query_points(
             self.collection,
             query=np.asarray(vector, dtype=np.float32).tolist(),
             query_filter=self._filter(flt),
             limit=k,
-            with_payload=True,
+            with_payload=payload,
         ).points
-        return [StoredHit(p.payload["id"], float(p.score), dict(p.payload)) for p in points]
+        return [StoredHit(uuid.UUID(str(p.id)).hex, float(p.score), dict(p.payload or {})) for p in points]
 
     def fetch(self, ids: Sequence[str], flt: Filter) -> dict[str, dict[str, Any]]:
         m = self._m
