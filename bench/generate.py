@@ -1,10 +1,12 @@
 """Decode speed and time to first token of both engines vs the raw libraries, same model, same run.
 
-    .venv/bin/python bench/generate.py [--tokens 128] [--repeats 3]
+    .venv/bin/python bench/generate.py [--tokens 128] [--repeats 3] [--engine llamacpp|transformers|both]
 
 Prints one JSON line per engine: our tokens/s and TTFT next to raw llama-cpp-python
 (`Llama.create_completion`, streamed) and raw HF `generate`, and the ratios. Targets: llamacpp >= 0.95x,
-transformers >= 1.0x. Greedy on both sides, so both produce the same tokens.
+transformers >= 1.0x. Greedy on both sides, so both produce the same tokens. The llamacpp line names the
+instruction set the installed llama-cpp-python was built for (`x86-64-v3`: the portable build `make install`
+makes; `native: ...` after `make install LLAMA_CPU=native`), so its tokens/s is what that build gives here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from llmworks.engines import SamplingParams, load_engine
 from llmworks.models.hf_weights import hf_dir_for
 from llmworks.models.sources import resolve
+from llmworks.testing.golden import llama_cpp_build
 
 PROMPT = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -108,9 +112,18 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--hf-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--engine", choices=["llamacpp", "transformers", "both"], default="both")
     args = ap.parse_args()
     threads = os.cpu_count() or 1
+    print(f"llama-cpp-python built for {llama_cpp_build()}; {threads} threads", file=sys.stderr)
 
+    if args.engine != "transformers":
+        bench_llamacpp(args, threads)
+    if args.engine != "llamacpp":
+        bench_transformers(args, threads)
+
+
+def bench_llamacpp(args: argparse.Namespace, threads: int) -> None:
     with load_engine(None, "llamacpp", n_threads=threads) as eng:
         from llama_cpp import Llama
 
@@ -122,19 +135,19 @@ def main() -> None:
             n_threads_batch=threads,
             verbose=False,
         )
-        print(
-            json.dumps(
-                compare(
-                    "llamacpp",
-                    lambda: ours(eng, prompt, args.tokens),
-                    lambda: raw_llamacpp(raw, prompt, args.tokens),
-                    args.repeats,
-                )
-            ),
-            flush=True,
+        result = compare(
+            "llamacpp",
+            lambda: ours(eng, prompt, args.tokens),
+            lambda: raw_llamacpp(raw, prompt, args.tokens),
+            args.repeats,
         )
+        result["llama_cpp_build"] = llama_cpp_build()
+        result["threads"] = threads
+        print(json.dumps(result), flush=True)
         raw.close()
 
+
+def bench_transformers(args: argparse.Namespace, threads: int) -> None:
     with load_engine(None, "transformers", n_threads=threads) as eng:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -17,6 +17,7 @@ from llmworks.config import StageConfig
 from llmworks.config_cli import ConfigFile, arguments, from_cli, option, split_args
 from llmworks.data import config as data
 from llmworks.errors import UserError
+from llmworks.eval.config import EvalConfig
 from llmworks.export import config as export
 from llmworks.serve.config import ServeConfig
 from llmworks.train.config import DPOConfig, PretrainConfig, SFTConfig
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[type[StageConfig], dict[str, Any], tuple[str, Any, str
     "train dpo": (DPOConfig, {"data": ["a.jsonl"]}, ("beta", 0, "beta=0")),
     "train pretrain": (PretrainConfig, {"data": ["a.txt"]}, ("batch_size", 0, "batch_size=0")),
     "serve": (ServeConfig, {}, ("port", "http", "port='http'")),
+    "eval run": (EvalConfig, {"tasks": ["smoke"]}, ("method", "guess", "method='guess'")),
     "export merge": (export.MergeConfig, {"run_dir": "run", "output": "m"}, ("threads", 0, "threads=0")),
     "export gguf": (export.GGUFConfig, {"output": "m.gguf"}, ("quant", "q9", "quant='q9'")),
     "export quant": (export.QuantConfig, {"output": "q"}, ("method", "int3", "method='int3'")),

@@ -6,8 +6,8 @@ fails raises RequestFailed (fatal), and a 4xx reply (a prompt too long, ...) is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from llmworks.client.base import ChatChunk, Client, Completion, GenOptions, Pair, RequestFailed, Usage
@@ -28,6 +28,7 @@ class HTTPClient(Client):
         retries: int = 4,
         embedding_model: str | None = None,
         timeout: float = 600,
+        score_concurrency: int = 1,
     ) -> None:
         import openai
 
@@ -37,6 +38,7 @@ class HTTPClient(Client):
         )
         self._openai = openai
         self.embedding_model = embedding_model
+        self.score_concurrency = score_concurrency
         listed = self._call(lambda: self._client.models.list().data) if model is None else None
         if listed is not None and not listed:
             raise UserError(f"the server at {self.base_url} serves no models.", "Check its configuration.")
@@ -117,49 +119,44 @@ class HTTPClient(Client):
         )
 
     def loglikelihood(self, pairs: Sequence[Pair]) -> list[float] | None:
-        """Echo the prompt with logprobs and one generated token; sum the continuation's token logprobs.
-
-        Token text offsets locate the continuation; the echoed prompt may carry a BOS the request did not,
-        so offsets are shifted by the difference (the generated token's offset is the echoed prompt length).
-        """
+        """/v1/completions with echo + logprobs and one generated token; the continuation's token logprobs
+        summed. Requests of SCORE_BATCH prompts go `score_concurrency` at a time."""
         if self._can_score is False:
             return None
-        out: list[float] = []
-        for start in range(0, len(pairs), SCORE_BATCH):
-            chunk = pairs[start : start + SCORE_BATCH]
-            try:
-                r = self._call(
-                    lambda chunk=chunk: self._client.completions.create(
-                        model=self.name,
-                        prompt=[c + x for c, x in chunk],
-                        max_tokens=1,
-                        temperature=0.0,
-                        echo=True,
-                        logprobs=0,
-                    )
+        chunks = [list(pairs[i : i + SCORE_BATCH]) for i in range(0, len(pairs), SCORE_BATCH)]
+        workers = max(1, min(self.score_concurrency, len(chunks)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(self._score, chunks))
+        if any(p is None for p in parts):
+            self._can_score = False
+            return None
+        self._can_score = True
+        return [v for p in parts for v in p]  # type: ignore[union-attr]
+
+    def _score(self, chunk: list[Pair]) -> list[float] | None:
+        try:
+            r = self._call(
+                lambda: self._client.completions.create(
+                    model=self.name,
+                    prompt=[c + x for c, x in chunk],
+                    max_tokens=1,
+                    temperature=0.0,
+                    echo=True,
+                    logprobs=0,
                 )
-            except RequestFailed as e:
-                if self._can_score is None and not e.fatal:  # the server rejects echo scoring
-                    self._can_score = False
-                    return None
-                raise
-            for (context, continuation), choice in zip(
-                chunk, sorted(r.choices, key=lambda c: c.index), strict=True
-            ):
-                lp = choice.logprobs
-                if lp is None or not lp.text_offset or lp.token_logprobs is None:
-                    self._can_score = False
-                    return None
-                shift = lp.text_offset[-1] - len(context + continuation)
-                begin = len(context) + shift
-                out.append(
-                    sum(
-                        v or 0.0
-                        for off, v in zip(lp.text_offset[:-1], lp.token_logprobs[:-1], strict=True)
-                        if off >= begin
-                    )
-                )
-            self._can_score = True
+            )
+        except RequestFailed as e:
+            if self._can_score is None and not e.fatal:  # the server rejects echo scoring
+                return None
+            raise
+        out = []
+        for (context, continuation), choice in zip(
+            chunk, sorted(r.choices, key=lambda c: c.index), strict=True
+        ):
+            score = _continuation_logprob(choice, context, continuation)
+            if score is None:
+                return None
+            out.append(score)
         return out
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -194,5 +191,18 @@ def _message(e: Any) -> str:
     return str(e)
 
 
-def _json(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+def _continuation_logprob(choice: Any, context: str, continuation: str) -> float | None:
+    """The sum over the echoed tokens that start inside the continuation, located by text offsets: the echo
+    may open with a BOS text the request did not have, and may or may not end with the generated token
+    (servers differ when it is EOS), so neither end is assumed."""
+    lp = choice.logprobs
+    if lp is None or not lp.text_offset or lp.token_logprobs is None:
+        return None
+    whole = context + continuation
+    start = (choice.text or "").find(whole)
+    if start < 0:  # the echo is not the request's text verbatim: assume a generated token ends it
+        start = lp.text_offset[-1] - len(whole)
+    begin, end = start + len(context), start + len(whole)
+    return sum(
+        v or 0.0 for off, v in zip(lp.text_offset, lp.token_logprobs, strict=True) if begin <= off < end
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -17,7 +16,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-console = Console(stderr=True)
+from llmworks.console import make_console
+
+console = make_console(stderr=True)
 
 
 @contextmanager

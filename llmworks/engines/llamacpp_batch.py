@@ -184,11 +184,15 @@ class LlamaBatchRunner:
         batch, entries = self._batch, []  # (slot, batch index of its first token, tokens fed)
         batch.n_tokens = 0
         budget = self.n_batch
-        # Decoding sequences first (one token each), then prompt chunks with what budget is left.
+        # Decoding sequences first (one token each), then prompt chunks with what budget is left. A prompt is
+        # cut only where it must be (longer than a whole step): one that does not fit what is left waits for
+        # the next step, so how a prompt is read never depends on what else runs (and neither do its numbers).
         for slot in sorted(self.active.values(), key=lambda s: s.prefilling):
             if not slot.pending:
                 continue
             prefilling = slot.prefilling
+            if prefilling and len(slot.pending) > budget and budget < self.n_batch:
+                continue
             take = min(len(slot.pending), budget) if prefilling else len(slot.pending)
             if take == 0:
                 continue

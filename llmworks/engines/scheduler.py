@@ -221,7 +221,7 @@ class Scheduler(ABC):
         if req.first_token_at is None:
             req.first_token_at = time.perf_counter()
         delta = proc.feed(token)
-        delta.logprob = lp if delta.token_ids else None
+        delta.logprob = lp  # also for EOS: completions report the generated token whatever it is
         req.n_generated = proc.n_generated
         return delta
 

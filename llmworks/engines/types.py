@@ -100,7 +100,8 @@ class Delta:
     token_ids: list[int]
     finish_reason: FinishReason | None = None
     logprob: TokenLogprob | None = None
-    """The generated token's log-probability, when `SamplingParams.logprobs` asked for it."""
+    """The generated token's log-probability, when `SamplingParams.logprobs` asked for it (on the last delta
+    too when the token was EOS, which `token_ids` leaves out)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from llmworks.atomic import atomic_write
 from llmworks.client import RequestFailed
+from llmworks.console import make_console
 from llmworks.errors import PromptTooLong, UserError
 from llmworks.eval import judge as J
 from llmworks.eval.html import COLOURS, num, page
@@ -89,7 +90,7 @@ class Battle:
 def run_arena(cfg: ArenaConfig, console: Console | None = None, judge: J.JudgeFn | None = None) -> Path:
     """Judge the runs' answers; return the arena directory. `judge` replaces the model `cfg.judge` names
     (which then only names it in the cache and the report)."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     names, answers = _load_answers(cfg)  # data errors before any model work
     resolved = [Path(r).resolve() for r in cfg.runs]
     baseline = names[resolved.index(Path(cfg.baseline or cfg.runs[0]).resolve())]

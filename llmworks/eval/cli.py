@@ -4,9 +4,12 @@ judge runs' answers pairwise with a model."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from llmworks.config_cli import ConfigFile, arguments, from_cli, option
+from llmworks.eval.config import EvalConfig
 
 app = typer.Typer(
     help="Evaluate: benchmarks (MC, math, code, NIAH, custom), model as judge, HTML reports, comparisons.",
@@ -15,63 +18,39 @@ app = typer.Typer(
 )
 
 
+def _opt(key: str, *decls: str) -> Any:
+    return option(EvalConfig, key, *decls)
+
+
 @app.command()
 def run(
-    tasks: Annotated[
-        str,
-        typer.Option("--tasks", help="Comma-separated: names (smoke, mmlu, ...), NAME=PATH, or task YAMLs."),
-    ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", help="A local model (default: the embedded one), or the served name with --base-url."
-        ),
-    ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option("--base-url", help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
-    ] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", help="Its API key.")] = None,
-    output: Annotated[
-        str | None,
-        typer.Option("-o", "--output", help="Run directory (default out/eval/<model>); rerun to resume."),
-    ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most N samples per task.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight (HTTP).")] = 4,
-    shots: Annotated[
-        int, typer.Option("--shots", help="Few-shot examples (from the benchmark's dev/train files).")
-    ] = 0,
-    chat: Annotated[
-        bool | None,
-        typer.Option("--chat/--no-chat", help="Chat template on/off (default: on if the model has one)."),
-    ] = None,
-    judge: Annotated[
-        str | None, typer.Option("--judge", help="Judge model (local) or URL for 'judge' metrics.")
-    ] = None,
-    engine: Annotated[
-        str | None, typer.Option("--engine", help="llamacpp | transformers (local models).")
-    ] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", help="Context length for a local model.")] = None,
-    retries: Annotated[int, typer.Option("--retries", help="Retries with backoff when a server fails.")] = 4,
+    args: Annotated[list[str] | None, arguments(EvalConfig)] = None,
+    config: ConfigFile = None,
+    tasks: Annotated[str | None, _opt("tasks")] = None,
+    model: Annotated[str | None, _opt("model")] = None,
+    base_url: Annotated[str | None, _opt("base_url")] = None,
+    api_key: Annotated[str | None, _opt("api_key")] = None,
+    output: Annotated[str | None, _opt("output_dir", "-o", "--output")] = None,
+    limit: Annotated[int | None, _opt("limit")] = None,
+    concurrency: Annotated[int | None, _opt("concurrency")] = None,
+    shots: Annotated[int | None, _opt("shots")] = None,
+    chat: Annotated[bool | None, _opt("chat", "--chat/--no-chat")] = None,
+    method: Annotated[str | None, _opt("method")] = None,
+    judge: Annotated[str | None, _opt("judge")] = None,
+    engine: Annotated[str | None, _opt("engine")] = None,
+    ctx: Annotated[int | None, _opt("ctx")] = None,
+    retries: Annotated[int | None, _opt("retries")] = None,
+    harness: Annotated[str | None, _opt("harness")] = None,
 ) -> None:
-    """Run tasks against a model; write results.json and report.html."""
-    from llmworks.eval.runner import EvalConfig, evaluate
+    """Run tasks against a model; write results.json and report.html (the resolved config: config.yaml)."""
+    from llmworks.eval.runner import evaluate
 
-    cfg = EvalConfig(
-        tasks=[t for t in tasks.split(",") if t.strip()],
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
-        output_dir=output,
-        limit=limit,
-        concurrency=concurrency,
-        shots=shots,
-        chat=chat,
-        judge=judge,
-        engine=engine,
-        ctx=ctx,
-        retries=retries,
-    )
+    cfg = from_cli(
+        EvalConfig, config, args,
+        tasks=tasks, model=model, base_url=base_url, api_key=api_key, output_dir=output, limit=limit,
+        concurrency=concurrency, shots=shots, chat=chat, method=method, judge=judge, engine=engine, ctx=ctx,
+        retries=retries, harness=harness,
+    )  # fmt: skip
     evaluate(cfg)
 
 
@@ -82,10 +61,14 @@ def compare_cmd(
         Path, typer.Option("-o", "--output", help="Where compare.json and compare.html go.")
     ] = Path("out/eval/compare"),
 ) -> None:
-    """Put runs side by side with deltas to the first (the forgetting report after fine-tuning)."""
-    from llmworks.eval.report import compare
+    """Put runs side by side with deltas to the first, each tested for significance on the paired samples (the
+    forgetting report after fine-tuning); warns when runs scored a task differently."""
+    from llmworks.console import make_console
+    from llmworks.eval.report import compare, print_comparison
 
-    path = compare(list(runs), output)
+    console = make_console(stderr=True)
+    path = compare(list(runs), output, console)
+    print_comparison(path.parent / "compare.json", console)
     typer.echo(f"comparison: {path}")
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from llmworks.eval.report import compare
-from llmworks.eval.runner import EvalConfig, evaluate
+from llmworks.console import make_console
+from llmworks.eval.config import EvalConfig
+from llmworks.eval.report import compare, print_comparison
+from llmworks.eval.runner import evaluate
 
 DEMO_TASKS = ["smoke", "sentiment"]
 
@@ -20,11 +22,12 @@ def eval_demo(
     engine: str | None = None,
     tasks: list[str] | None = None,
 ) -> Path:
-    """Evaluate both models, write the comparison (baseline: the base model); return compare.html's path.
+    """Evaluate both models, write the comparison (baseline: the base model) and print it, each change with
+    its paired test (a one-question change on a small task is not significant); return compare.html's path.
 
     Each run is cached in its directory, so running the demo again only redoes what changed.
     """
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     tasks = tasks or DEMO_TASKS
     out_dir = Path(out_dir)
     runs = []
@@ -32,10 +35,11 @@ def eval_demo(
         console.print(f"llmworks eval run --model {model} --tasks {','.join(tasks)} -o {out_dir / label}")
         runs.append(
             evaluate(
-                EvalConfig(tasks, model=str(model), output_dir=str(out_dir / label), engine=engine),
+                EvalConfig(tasks=tasks, model=str(model), output_dir=str(out_dir / label), engine=engine),
                 console,
             )
         )
-    path = compare(runs, out_dir / "compare")
+    path = compare(runs, out_dir / "compare", console)
+    print_comparison(path.parent / "compare.json", console)
     console.print(f"comparison report: {path}")
     return path

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmworks.atomic import atomic_write
 from llmworks.client import RequestFailed
 from llmworks.errors import UserError
 
@@ -59,6 +60,34 @@ def stopped(e: RequestFailed, cache: Cache) -> UserError:
     return UserError(
         f"evaluation stopped: {e.message}. {len(cache)} answered requests are kept in {cache.path}.",
         "Fix the server, then rerun the same command to resume.",
+    )
+
+
+def save_results(out: Path, results: dict[str, Any], console: Any = None) -> None:
+    """Write results.json, keeping the tasks an earlier run of the same model wrote into `out` (so ours and
+    the reference harness's numbers sit side by side); a different model's results are replaced."""
+    path = out / "results.json"
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        kept = {k: v for k, v in before.get("tasks", {}).items() if k not in results["tasks"]}
+        if before.get("run", {}).get("model") == results["run"]["model"]:
+            results["tasks"] = {**kept, **results["tasks"]}
+            if kept and console is not None:
+                console.print(f"kept from earlier runs in {out}: {', '.join(kept)}", highlight=False)
+        elif kept and console is not None:
+            console.print(
+                f"[yellow]{out} held results of {before['run'].get('model')}: replaced.[/yellow]",
+                highlight=False,
+            )
+    atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False))
+
+
+def shown_metrics(entry: dict[str, Any]) -> str:
+    """ "acc 0.533 ± 0.091, acc_norm ..." (± one standard error)."""
+    errs = entry.get("stderr", {})
+    return ", ".join(
+        f"{k} {v:.3f}" + (f" ± {errs[k]:.3f}" if errs.get(k) is not None else "")
+        for k, v in entry["metrics"].items()
     )
 
 

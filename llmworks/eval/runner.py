@@ -2,15 +2,20 @@
 
 A run directory holds config.yaml, cache.jsonl (one line per answered request, keyed by a hash of the
 request: rerunning the same command resumes where an interrupted run stopped), samples/<task>.jsonl
-(every prompt, raw output, extraction and metric), results.json and report.html.
+(every prompt, raw output, extraction and metric), results.json and report.html. results.json keeps the
+tasks that earlier runs of the same model wrote into the directory (`--harness lm-eval` adds the reference
+harness's numbers next to ours).
+
+Each task's entry says how it was scored: method (log-likelihood or generation), formulation and reference,
+chat template on/off, shots, the exact prompt of its first sample, and every metric's standard error.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,59 +23,27 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmworks.atomic import atomic_write
-from llmworks.client import Client, RequestFailed, make_client
+from llmworks.client import Client, Pair, RequestFailed, make_client
+from llmworks.console import make_console
 from llmworks.errors import UserError
+from llmworks.eval.config import EvalConfig
 from llmworks.eval.judge import cached_judge, chat_text, make_judge
-from llmworks.eval.rundir import Cache, slug, stopped
+from llmworks.eval.rundir import Cache, save_results, shown_metrics, slug, stopped
 from llmworks.eval.tasks import resolve_tasks
 from llmworks.eval.tasks.base import Env, Request, Task
 
 SCORE_CHUNK = 64
 """Log-likelihood pairs per client call: one batch on a local engine, and one cache flush."""
-
-
-@dataclass
-class EvalConfig:
-    tasks: list[str]
-    """Task names (mmlu, gsm8k, smoke, ...), NAME=PATH, or custom task YAML files."""
-    model: str | None = None
-    """A local model (registry name, path; None: the embedded default), or the served name with base_url."""
-    base_url: str | None = None
-    """An OpenAI-compatible server to evaluate instead of a local model."""
-    api_key: str | None = None
-    output_dir: str | None = None
-    """Default: out/eval/<model>."""
-    limit: int | None = None
-    """At most this many samples per task."""
-    concurrency: int = 4
-    """Requests in flight at once (an HTTP server; a local engine answers one at a time)."""
-    shots: int = 0
-    chat: bool | None = None
-    """Use the chat template / chat API; None: when the model has a template (always over HTTP)."""
-    judge: str | None = None
-    """A local model or a URL that grades tasks with the "judge" metric."""
-    engine: str | None = None
-    ctx: int | None = None
-    retries: int = 4
-    """Retries (with exponential backoff) of a request to a server that is down or answers 5xx/429."""
-
-    def __post_init__(self) -> None:
-        errors = []
-        if not self.tasks:
-            errors.append("no tasks given (--tasks)")
-        if self.limit is not None and self.limit < 1:
-            errors.append(f"--limit must be >= 1 (got {self.limit})")
-        if self.concurrency < 1:
-            errors.append(f"--concurrency must be >= 1 (got {self.concurrency})")
-        if self.shots < 0:
-            errors.append(f"--shots must be >= 0 (got {self.shots})")
-        if errors:
-            raise UserError("; ".join(errors) + ".", "Fix the options.")
+Scorer = Callable[[Sequence[Pair]], "list[float] | None"]
 
 
 def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | None = None) -> Path:
     """Run the tasks; return the run directory (results.json and report.html inside)."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
+    if cfg.harness == "lm-eval":
+        from llmworks.eval.harness import run_lm_eval
+
+        return run_lm_eval(cfg, console)
     tasks = resolve_tasks(cfg.tasks)
     samples = {t.name: t.samples()[: cfg.limit] for t in tasks}  # data errors before any model work
     own_client = client is None
@@ -78,19 +51,20 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
     judge_client = make_judge(cfg.judge, cfg.retries) if cfg.judge else None
     out = Path(cfg.output_dir or Path("out/eval") / slug(client.name))
     out.mkdir(parents=True, exist_ok=True)
-    secretless = {**asdict(cfg), "api_key": cfg.api_key and "***"}  # the key stays out of files
-    atomic_write(out / "config.json", json.dumps(secretless, indent=2))
+    cfg.save(out / "config.yaml", f"llmworks eval run --config {out / 'config.yaml'}")
     cache = Cache(out / "cache.jsonl")
     started = time.time()
+    score = _scorer(client, cfg)
     try:
-        env = _env(cfg, client, judge_client, cache)
+        env = _env(cfg, client, judge_client, cache, score)
         per_task = {t.name: [t.requests(s, env) for s in samples[t.name]] for t in tasks}
         flat = [r for reqs in per_task.values() for rs in reqs for r in rs]
-        answered = run_requests(client, flat, cache, cfg.concurrency, console)
+        answered = run_requests(client, flat, cache, cfg.concurrency, console, score)
         results: dict[str, Any] = {
             "run": {
                 **client.describe(),
-                "chat": env.chat,
+                "chat": cfg.chat,
+                "method": cfg.method,
                 "shots": cfg.shots,
                 "judge": judge_client.name if judge_client else None,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
@@ -98,13 +72,11 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
             "tasks": {},
         }
         for task in tasks:
-            results["tasks"][task.name] = _score_task(
-                task, samples[task.name], per_task[task.name], answered, env, out, client
-            )
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in results["tasks"][task.name]["metrics"].items())
-            console.print(f"{task.name}: {shown}")
+            entry = _score_task(task, samples[task.name], per_task[task.name], answered, env, out, client)
+            results["tasks"][task.name] = entry
+            console.print(f"{task.name}: {shown_metrics(entry)}", highlight=False)
         results["run"]["seconds"] = round(time.time() - started, 1)
-        atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
+        save_results(out, results, console)
         from llmworks.eval.report import write_report
 
         write_report(out)
@@ -114,6 +86,7 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
         raise stopped(e, cache) from None
     finally:
         cache.close()
+        getattr(score, "close", lambda: None)()
         if own_client:
             client.close()
         if judge_client:
@@ -121,7 +94,12 @@ def evaluate(cfg: EvalConfig, console: Console | None = None, client: Client | N
 
 
 def run_requests(
-    client: Client, requests: list[Request], cache: Cache, concurrency: int, console: Console | None = None
+    client: Client,
+    requests: list[Request],
+    cache: Cache,
+    concurrency: int,
+    console: Console | None = None,
+    score: Scorer | None = None,
 ) -> dict[str, Any]:
     """Answers by request key; cached answers are reused, the rest are computed and cached one by one.
 
@@ -149,10 +127,10 @@ def run_requests(
         bar = progress.add_task(client.name, total=len(todo))
         for start in range(0, len(scoring), SCORE_CHUNK):
             chunk = scoring[start : start + SCORE_CHUNK]
-            scores = client.loglikelihood([(r.prompt, r.continuation) for _, r in chunk])  # type: ignore[misc]
+            scores = (score or client.loglikelihood)([(r.prompt, r.continuation) for _, r in chunk])  # type: ignore[misc]
             if scores is None:
                 raise UserError(
-                    f"{client.name} cannot score text (no log-probs).", "Evaluate it with --chat."
+                    f"{client.name} cannot score text (no log-probs).", "Evaluate it with --method generate."
                 )
             for (k, _), v in zip(chunk, scores, strict=True):
                 cache.put(k, v)
@@ -214,24 +192,75 @@ def _score_task(
         out / "samples" / f"{slug(task.name)}.jsonl",
         "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
     )
+    first = requests[0] if requests else []
+    method = task.method or "generate"
     return {
         "kind": task.kind,
-        "method": task.method or "generate",
+        "method": method,
+        "formulation": _formulation(task, method),
+        "reference": task.reference,
+        "chat": _chat_used(first, env),
+        "shots": env.shots,
+        "harness": "llmworks",
         "n": len(samples),
         "metrics": task.aggregate(scored),
+        "stderr": task.stderr(scored),
+        "prompt": _first_prompt(first, env),
         "settings": task.info(),
     }
 
 
-def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Cache) -> Env:
+def _formulation(task: Task, method: str) -> str | None:
+    if task.kind == "multiple_choice" and method == "generate":
+        return "generate (options lettered, the option named in the answer)"
+    return task.formulation
+
+
+def _chat_used(requests: list[Request], env: Env) -> bool:
+    """Whether the model saw the chat template: chat requests, or scoring under `--chat`."""
+    if not requests:
+        return False
+    kind = requests[0].kind
+    return kind == "chat" or (kind == "loglikelihood" and env.chat_scoring)
+
+
+def _first_prompt(requests: list[Request], env: Env) -> dict[str, Any]:
+    """The first sample's exact prompt: the text the model reads (chat: rendered by the template where it is
+    visible; over HTTP the messages, which the server renders) and the continuations scored after it."""
+    if not requests:
+        return {}
+    r = requests[0]
+    if r.kind == "loglikelihood":
+        contexts = list(dict.fromkeys(str(q.prompt) for q in requests))
+        if len(contexts) == 1:
+            return {"text": contexts[0], "continuations": [q.continuation for q in requests]}
+        return {"pairs": [[q.prompt, q.continuation] for q in requests]}
+    if r.kind == "chat":
+        rendered = env.render(r.messages)
+        return {"text": rendered} if rendered is not None else {"messages": r.messages}
+    return {"text": r.prompt}
+
+
+def _scorer(client: Client, cfg: EvalConfig) -> Scorer:
+    """How pairs are scored: the client's log-likelihood (over HTTP, `concurrency` scoring requests at once)."""
+    from llmworks.client.http import HTTPClient
+
+    if isinstance(client, HTTPClient):
+        client.score_concurrency = cfg.concurrency
+    return client.loglikelihood
+
+
+def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Cache, score: Scorer) -> Env:
     chat = (
         cfg.chat
         if cfg.chat is not None
         else client.render([{"role": "user", "content": "x"}]) is not None or cfg.base_url is not None
     )
-    probe = [("The capital of France is", " Paris")]
+    probe = [
+        ("The capital of France is", " Paris")
+    ]  # a server scores text if /v1/completions echoes logprobs
     if "probe" not in cache:
-        cache.put("probe", client.loglikelihood(probe) is not None)
+        cache.put("probe", score(probe) is not None)
     can_score = cache.get("probe")
     judge = None
     if judge_client is not None:
@@ -244,6 +273,8 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
         context_length=client.context_length,
         shots=cfg.shots,
         judge=judge,
+        chat_scoring=cfg.chat is True,
+        force=None if cfg.method == "auto" else cfg.method,
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmworks.atomic import temp_path
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.export.config import GGUFConfig, gguf_config_path
 from llmworks.export.files import check_disk_space, gib, model_size
@@ -62,7 +63,7 @@ def export_gguf(
     console: Console | None = None,
 ) -> ExportReport:
     """Write `model` (HF dir, merged or full run dir, GGUF, registry name) as the GGUF file `out` of type `quant`."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     out = Path(out)
     cfg = GGUFConfig.build(
         {

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from llmworks.atomic import atomic_dir
+from llmworks.console import make_console
 from llmworks.errors import MissingExtra, UserError
 from llmworks.export.config import DIR_CONFIG, QuantConfig
 from llmworks.export.files import (
@@ -43,7 +44,7 @@ def quantize(
     console: Console | None = None,
 ) -> ExportReport:
     """Quantize `model`'s Linear weights to `method` and save the result as the HF directory `out`."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     out = Path(out)
     cfg = QuantConfig.build(
         {"model": _str(model), "method": method, "output": out, "eval": evaluate, "threads": n_threads}

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmworks.atomic import atomic_dir
+from llmworks.console import make_console
 from llmworks.errors import BadModel, UserError
 from llmworks.export.config import DIR_CONFIG, MergeConfig
 from llmworks.export.files import (
@@ -38,7 +39,7 @@ def merge(
     console: Console | None = None,
 ) -> ExportReport:
     """Merge the adapter of `run_dir` into its base and save the result as the HF directory `out`."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     run, out = Path(run_dir), Path(out)
     cfg = MergeConfig.build({"run_dir": run, "output": out, "eval": evaluate, "threads": n_threads})
     _check_run_dir(run)

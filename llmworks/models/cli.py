@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.models.registry import DEFAULT_MODEL, ModelSpec, registry
 
@@ -23,8 +24,7 @@ app = typer.Typer(
 
 
 def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=200)  # pipes and tests: don't wrap the table
+    return make_console(width=200)  # pipes and tests: don't wrap the registry table
 
 
 def _fmt_params(n: float) -> str:
@@ -211,11 +211,14 @@ def check(
     with load_engine(model, engine) as eng:
         console.print(f"Checking {eng.name} ({type(eng).__name__}) ...")
         report = check_model(eng, max_tokens=max_tokens)
+    style = {"ok": "green", "warn": "yellow", "FAIL": "red"}
     for f in report.findings:
-        console.print(("[green]ok  [/green] " if f.ok else "[red]FAIL[/red] ") + f.what, highlight=False)
+        console.print(f"[{style[f.label]}]{f.label:4}[/] {f.what}", highlight=False)
         if not f.ok and f.fix:
-            console.print(f"       fix: {f.fix}", highlight=False)
+            console.print(f"     fix: {f.fix}", highlight=False)
     bad = sum(not f.ok for f in report.findings)
-    console.print("[green]consistent[/green]" if report.ok else f"[red]{bad} problem(s)[/red]")
+    warned = sum(f.warning for f in report.findings)
+    note = f" ({warned} warning(s))" if warned else ""
+    console.print(f"[green]consistent[/green]{note}" if report.ok else f"[red]{bad} problem(s)[/red]{note}")
     if not report.ok:
         raise typer.Exit(1)

@@ -30,10 +30,11 @@ def hf_dir_for(source: ModelSource) -> Path:
 
 def _dequantize(gguf: Path, out: Path) -> None:
     import torch
-    from rich.console import Console
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    Console(stderr=True).print(
+    from llmworks.console import make_console
+
+    make_console(stderr=True).print(
         f"[dim]Converting {gguf.name} to HF weights once (cached in {out.parent}); this takes ~30-60 s...[/dim]"
     )
     out.parent.mkdir(parents=True, exist_ok=True)

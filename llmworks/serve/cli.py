@@ -38,8 +38,8 @@ def serve(
     import socket
 
     import uvicorn
-    from rich.console import Console
 
+    from llmworks.console import make_console
     from llmworks.engines.embedder import Embedder
     from llmworks.serve.app import ServerState, create_app
     from llmworks.serve.served import load_served_models
@@ -57,7 +57,7 @@ def serve(
     log = logging.getLogger("llmworks.serve")
     log.info("serve config: %s", cfg.summary_line())
     log.debug("resolved config (reuse it with --config FILE):\n%s", _masked_yaml(cfg))
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     host, port, key = cfg.host, cfg.port, cfg.api_key
     if host not in LOOPBACK and not key:
         console.print(

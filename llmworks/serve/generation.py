@@ -114,7 +114,8 @@ async def chat_completion(
         if calls:
             message["content"] = content
             message["tool_calls"], finish = [t.to_openai() for t in calls], "tool_calls"
-        logprobs = {"content": [_chat_logprob(eng, t) for t in c.tokens]} if n_logprobs is not None else None
+        content_lps = [_chat_logprob(eng, t) for t in c.tokens if t.token not in eng.eos_ids]
+        logprobs = {"content": content_lps} if n_logprobs is not None else None
         choice: dict[str, Any] = {
             "index": i,
             "message": message,
@@ -157,7 +158,7 @@ async def _chat_stream(
     async for i, ev, c in _merged(reqs, metrics):
         delta = ev.delta
         assert delta is not None
-        lp = {"content": [_chat_logprob(eng, delta.logprob)]} if delta.logprob else None
+        lp = {"content": [_chat_logprob(eng, delta.logprob)]} if delta.logprob and delta.token_ids else None
         shown = replies[i].feed(delta.text)
         if shown or lp:
             yield chunk(i, {"content": shown}, logprobs=lp)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from llmworks.console import make_console
 from llmworks.servebench.metrics import LevelResult
 
 app = typer.Typer(help="Benchmarks: serving throughput and latency.", no_args_is_help=True)
@@ -59,7 +60,7 @@ def serve(
         output_len=output_len,
         seed=seed,
     )
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -82,7 +83,7 @@ def serve(
             progress.update(task, rate=f"{speed:.2f} req/s" if speed else "")
 
         results = run_benchmark(config, on_progress)
-    _print_table(Console(), config.base_url, results)
+    _print_table(make_console(), config.base_url, results)
     for r in results:
         for warning in r.warnings:
             console.print(f"[yellow]warning (concurrency {r.concurrency}):[/] {warning}")

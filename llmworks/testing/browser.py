@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from llmworks.errors import UserError
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("LLMWORKS_CHROMIUM", "/usr/bin/chromium")
+"""Debian's chromium; $LLMWORKS_CHROMIUM points elsewhere (another distribution's path)."""
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -22,6 +24,7 @@ def launch_chromium(playwright: Any) -> Any:
     if not Path(CHROMIUM).exists():
         raise UserError(
             f"the browser tests need Debian's chromium at {CHROMIUM}, which is not installed.",
-            "Install it: sudo apt-get install chromium (`make test` does this when run as root).",
+            "Install it: sudo apt-get install chromium (`make test` does this when run as root), "
+            "or set LLMWORKS_CHROMIUM to its path.",
         )
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

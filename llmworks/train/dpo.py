@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.models.template import ChatTemplate, no_template_error, template_from_tokenizer
 from llmworks.train import data as D
@@ -28,7 +29,7 @@ from llmworks.train.loss import Scorer, TargetScorer, sequence_logprobs
 def main(
     cfg: DPOConfig, console: Console | None = None, on_step: Callable[[int], None] | None = None
 ) -> run.RunSummary:
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     out_dir = run.start(cfg, "dpo", console)
     model, tokenizer, source, hf_dir = run.build_model(cfg, console)
     template = template_from_tokenizer(tokenizer, f"tokenizer of {hf_dir.name}")

@@ -110,6 +110,7 @@ def run_loop(
     scorer.train()
     with stop, _progress(console) as bar:
         task = bar.add_task("train", total=steps, completed=start, loss=math.nan, lr=0.0, tps=0.0)
+        started = time.perf_counter()
         for step in range(start + 1, steps + 1):
             t0 = time.perf_counter()
             micro = [[train[i] for i in next(batches)] for _ in range(cfg.grad_accum)]
@@ -137,6 +138,8 @@ def run_loop(
             row = {"step": step, "loss": loss_sum / denom, "lr": lr, "tokens": tokens, "tok_s": tokens / dt}
             result.train_loss = row["loss"]
             bar.update(task, completed=step, loss=row["loss"], lr=lr, tps=row["tok_s"])
+            if not console.is_terminal:  # a log gets a line now and then instead of a live bar
+                _log_line(console, step, start, steps, row, time.perf_counter() - started)
             if cfg.eval_steps and step % cfg.eval_steps == 0 and val and step != steps:
                 row["eval_loss"] = evaluate(scorer, val, objective, cfg.batch_size)
             if acc.is_main_process and (step % cfg.logging_steps == 0 or step == steps or "eval_loss" in row):
@@ -251,6 +254,20 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+
+
+def _log_line(
+    console: Console, step: int, start: int, steps: int, row: dict[str, Any], elapsed: float
+) -> None:
+    """About ten lines per run: step, loss, speed and time left."""
+    if step != steps and step % max(1, steps // 10):
+        return
+    left = elapsed / (step - start) * (steps - step)
+    console.print(
+        f"train step {step}/{steps}: loss {row['loss']:.4f}, lr {row['lr']:.2e}, {row['tok_s']:.0f} tok/s, "
+        f"{left:.0f} s left",
+        highlight=False,
+    )
 
 
 def _progress(console: Console) -> Progress:

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.train import data as D
 from llmworks.train import run
@@ -24,7 +25,7 @@ from llmworks.train.sft import TokenLoss
 def main(
     cfg: PretrainConfig, console: Console | None = None, on_step: Callable[[int], None] | None = None
 ) -> run.RunSummary:
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     out_dir = run.start(cfg, "pretrain", console)
     model, tokenizer, source, hf_dir = run.build_model(cfg, console)
     train, val, stats = build_data(cfg, tokenizer, console)

@@ -39,7 +39,7 @@ class RunSummary:
     check_ok: bool | None = None
     check_findings: list[str] = field(default_factory=list)
     data: dict[str, int] = field(default_factory=dict)
-    guard: dict[str, dict[str, float]] = field(default_factory=dict)
+    guard: dict[str, dict[str, float | None]] = field(default_factory=dict)
     """Guard task scores, "task/metric" -> {"before", "after"}."""
 
 
@@ -55,10 +55,23 @@ def start(cfg: TrainConfig, mode: str, console: Console) -> Path:
         console.quiet = True
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = to_yaml(cfg)
-    console.print(f"[bold]llmworks train {mode}[/bold] → {out_dir}\n{text}")
-    atomic_write(out_dir / "config.yaml", f"# llmworks train {mode} {out_dir / 'config.yaml'}\n{text}")
+    saved = out_dir / "config.yaml"
+    atomic_write(saved, f"# llmworks train {mode} {saved}\n{to_yaml(cfg)}")
+    console.print(f"[bold]llmworks train {mode}[/bold] → {out_dir}: {_settings(cfg)}", highlight=False)
+    console.print(f"full config: {saved}", highlight=False)
     return out_dir
+
+
+def _settings(cfg: TrainConfig) -> str:
+    """The few settings that tell runs apart (the rest is in config.yaml)."""
+    method = cfg.method + (f" r={cfg.lora_rank}" if cfg.method in ("lora", "dora", "qlora") else "")
+    length = f"{cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs:g} epochs"
+    batch = f"batch {cfg.batch_size}" + (f"x{cfg.grad_accum}" if cfg.grad_accum > 1 else "")
+    data = ", ".join(cfg.data) or "no data"
+    return (
+        f"{cfg.model or 'the embedded model'}, {method}, lr {cfg.lr:g}, {length}, {batch}, "
+        f"max_seq_len {cfg.max_seq_len}; data {data}"
+    )
 
 
 def is_main_process() -> bool:
@@ -127,31 +140,49 @@ def guard_eval(cfg: TrainConfig, model_dir: Path, when: str, console: Console) -
         highlight=False,
     )
     quiet = Console(stderr=True, quiet=True)
-    ecfg = EvalConfig(list(cfg.guard_tasks), model=str(model_dir), engine="transformers", output_dir=str(out))
+    ecfg = EvalConfig(
+        tasks=list(cfg.guard_tasks), model=str(model_dir), engine="transformers", output_dir=str(out)
+    )
     return evaluate(ecfg, quiet)
 
 
 def _guard_report(cfg: TrainConfig, before: Path, summary: RunSummary, console: Console) -> None:
+    """Before vs after on the guard tasks. A drop is forgetting only when the paired test on the per-sample
+    results (eval compare's: exact McNemar, or a paired bootstrap) finds it significant and it is larger than
+    `forgetting_threshold`; a larger drop the test cannot tell from noise is reported as such."""
     from llmworks.eval import compare
+    from llmworks.eval.report import describe_row
 
     after = guard_eval(cfg, Path(cfg.output_dir), "after", console)
     assert after is not None
-    report = compare([before, after], Path(cfg.output_dir) / "guard")
-    rows = json.loads((report.parent / "compare.json").read_text())["rows"]
-    for row in rows:
-        b, a = list(row["values"].values())
+    report = compare([before, after], Path(cfg.output_dir) / "guard", console)
+    data = json.loads((report.parent / "compare.json").read_text())
+    base, tuned = list(data["runs"])
+    for row in data["rows"]:
+        b, a = row["values"][base], row["values"][tuned]
         if b is None or a is None:
             continue
-        summary.guard[f"{row['task']}/{row['metric']}"] = {"before": b, "after": a}
-        line = f"forgetting guard: {row['task']} {row['metric']} {b:.3f} → {a:.3f} ({a - b:+.3f})"
-        if b - a > cfg.forgetting_threshold:
+        test = row["tests"].get(tuned)
+        summary.guard[f"{row['task']}/{row['metric']}"] = {
+            "before": b,
+            "after": a,
+            "p": test["p"] if test else None,
+            "n": test["n"] if test else None,
+        }
+        line = describe_row(row, tuned, base).replace("[", "\\[")
+        if b - a > cfg.forgetting_threshold and test is not None and test["significant"]:
             line = (
-                f"[yellow]warning: {line[len('forgetting guard: ') :]}, a drop of more than "
-                f"{cfg.forgetting_threshold:.2f}: the model is losing general ability. Mix general data in "
-                "(data: \\[task.jsonl, general.jsonl#500] or builtin:general), lower lr or train fewer steps."
-                "[/yellow]"
+                f"[yellow]warning: {line}, a significant drop of more than {cfg.forgetting_threshold:.2f}: "
+                "the model is losing general ability. Mix general data in (data: \\[task.jsonl, general.jsonl#500] "
+                "or builtin:general), lower lr or train fewer steps.[/yellow]"
             )
-        console.print(line)
+        elif b - a > cfg.forgetting_threshold:
+            line = (
+                f"forgetting guard: {line}: a drop the test cannot tell from noise at this n (not a warning)"
+            )
+        else:
+            line = f"forgetting guard: {line}"
+        console.print(line, highlight=False)
     console.print(f"forgetting report: {report}")
 
 
@@ -270,7 +301,8 @@ def model_card(cfg: TrainConfig, mode: str, source: ModelSource, s: RunSummary) 
     if s.general_ppl_before is not None and s.general_ppl_after is not None:
         lines.append(f"- General-text perplexity: {s.general_ppl_before:.3f} → {s.general_ppl_after:.3f}")
     for name, v in s.guard.items():
-        lines.append(f"- Forgetting guard, {name}: {v['before']:.3f} → {v['after']:.3f}")
+        p = f" (paired test p={v['p']:.2g}, n={v['n']})" if v.get("p") is not None else ""
+        lines.append(f"- Forgetting guard, {name}: {v['before']:.3f} → {v['after']:.3f}{p}")
     if s.check_ok is not None:
         lines.append(f"- Stop-token check: {'OK' if s.check_ok else 'FAILED'}")
         lines += [f"  - {f}" for f in s.check_findings]
@@ -285,6 +317,6 @@ def _check(out_dir: Path, cfg: TrainConfig, summary: RunSummary, console: Consol
     engine = load_engine(out_dir, "transformers", n_threads=cfg.threads or None)
     report = check_model(engine, max_tokens=48)
     summary.check_ok = report.ok
-    summary.check_findings = [("ok: " if f.ok else "FAIL: ") + f.what for f in report.findings]
+    summary.check_findings = [f"{f.label}: {f.what}" for f in report.findings]
     for f in summary.check_findings:
         console.print(f"  check {f}")

@@ -158,7 +158,11 @@ def test_single_answer_grading_end_to_end(tiny_gguf: Path, tmp_path: Path) -> No
     )
     run = evaluate(
         EvalConfig(
-            [str(task)], model=str(tiny_gguf), judge=str(tiny_gguf), output_dir=str(tmp_path / "r"), ctx=1024
+            tasks=[str(task)],
+            model=str(tiny_gguf),
+            judge=str(tiny_gguf),
+            output_dir=str(tmp_path / "r"),
+            ctx=1024,
         )
     )
     results = json.loads((run / "results.json").read_text())

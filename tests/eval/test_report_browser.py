@@ -17,7 +17,11 @@ def test_sample_browser(tiny_gguf: Path, tmp_path: Path) -> None:
 
     run = evaluate(
         EvalConfig(
-            ["mmlu-smoke", "custom-smoke"], model=str(tiny_gguf), output_dir=str(tmp_path), limit=3, ctx=1024
+            tasks=["mmlu-smoke", "custom-smoke"],
+            model=str(tiny_gguf),
+            output_dir=str(tmp_path),
+            limit=3,
+            ctx=1024,
         )
     )
     with sync_playwright() as p:

@@ -42,7 +42,7 @@ def test_batched_loglikelihood_equals_one_at_a_time(tiny_gguf: Path, tiny_hf_dir
 def tiny_run(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     cfg = EvalConfig(
-        ["mmlu-smoke", "ceval-smoke", "gsm8k-smoke", "custom-smoke", "niah-smoke", "humaneval-smoke"],
+        tasks=["mmlu-smoke", "ceval-smoke", "gsm8k-smoke", "custom-smoke", "niah-smoke", "humaneval-smoke"],
         model=str(tiny_gguf),
         output_dir=str(out),
         limit=2,
@@ -106,7 +106,9 @@ def test_compare_reports_deltas(tiny_run: Path, tiny_gguf: Path, tmp_path: Path)
 
     with load_engine(tiny_gguf, n_ctx=1024) as engine:
         other = evaluate(
-            EvalConfig(["mmlu-smoke", "custom-smoke"], output_dir=str(tmp_path / "b"), limit=2, chat=False),
+            EvalConfig(
+                tasks=["mmlu-smoke", "custom-smoke"], output_dir=str(tmp_path / "b"), limit=2, chat=False
+            ),
             client=LocalClient(engine),
         )
     html = compare([tiny_run, other], tmp_path / "cmp")

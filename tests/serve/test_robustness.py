@@ -176,3 +176,18 @@ def test_fuzzed_requests_never_get_a_server_error(server: Server) -> None:
 
     one()
     assert len(cases) >= FUZZ_EXAMPLES // 2  # the run really sent requests
+
+
+def test_echo_logprobs_always_carry_the_generated_token(server: Server) -> None:
+    """As OpenAI and vLLM do, even when that token is EOS (lm-eval's local-completions drops the last one)."""
+    done = "<|im_start|>user\nThe capital of France?<|im_end|>\n<|im_start|>assistant\nParis.<|im_end|>"
+    for prompt in (done, "The capital of France is"):
+        r = post(
+            server,
+            "/completions",
+            {"model": MODEL, "prompt": prompt, "max_tokens": 1, "echo": True, "logprobs": 0},
+        )
+        lp = r.json()["choices"][0]["logprobs"]
+        n_prompt = r.json()["usage"]["prompt_tokens"]
+        assert len(lp["tokens"]) == len(lp["token_logprobs"]) == n_prompt + 1, prompt
+        assert lp["token_logprobs"][0] is None and lp["token_logprobs"][-1] is not None

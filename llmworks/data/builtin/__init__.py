@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 
+from llmworks.console import make_console
 from llmworks.data import io
 from llmworks.data.mix import MixReport, mix
 from llmworks.data.synth.selfcog import selfcog_records
@@ -243,7 +244,7 @@ def build_demo_data(
     console: Console | None = None,
     distill_model: str | None = None,
 ) -> MixReport:
-    console = console or Console()
+    console = console or make_console()
     out_dir = Path(out_dir)
     sources = out_dir / "sources"
     selfcog = sources / "selfcog.jsonl"

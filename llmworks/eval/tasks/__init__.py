@@ -1,7 +1,8 @@
 """Task kinds (multiple choice, math, custom YAML, code, needle in a haystack) and the registry of names.
 
-`--tasks` takes registry names (`mmlu`, `gsm8k`, `smoke`, ...), `name=PATH` to point a benchmark at its
-files, or the path of a custom task's YAML.
+`--tasks` takes registry names (`mmlu`, `gsm8k`, `smoke`, ...), `NAME:OPTION` for a benchmark's other
+formulation (`arc:letters`, `mmlu:cloze`), `NAME=PATH` to point a benchmark at its files, or the path of a
+custom task's YAML.
 """
 
 from __future__ import annotations
@@ -15,23 +16,48 @@ from llmworks.eval.tasks.base import Env, Request, Scored, Task
 from llmworks.eval.tasks.code import Code
 from llmworks.eval.tasks.custom import custom
 from llmworks.eval.tasks.math import gsm8k
-from llmworks.eval.tasks.multiple_choice import arc, ceval, cmmlu, mmlu, sentiment
+from llmworks.eval.tasks.mc_data import (
+    arc,
+    boolq,
+    ceval,
+    cmmlu,
+    hellaswag,
+    mmlu,
+    mmlu_cloze,
+    piqa,
+    sentiment,
+    truthfulqa,
+    winogrande,
+)
 from llmworks.eval.tasks.needle import Needle
 
 TaskFactory = Callable[[Path | None], Task]
 
 TASKS: dict[str, TaskFactory] = {
+    # letters: lm-eval mmlu / ceval-valid / cmmlu
     "mmlu": mmlu,
     "ceval": ceval,
     "cmmlu": cmmlu,
+    # cloze: the option's own text scored (lm-eval arc_easy, hellaswag, ...)
     "arc": arc,
+    "hellaswag": hellaswag,
+    "winogrande": winogrande,
+    "piqa": piqa,
+    "boolq": boolq,
+    "truthfulqa": truthfulqa,
+    # the other common formulation of a benchmark
+    "arc:letters": lambda p: arc(p, letters=True),
+    "mmlu:cloze": mmlu_cloze,
     "gsm8k": gsm8k,
     "humaneval": lambda p: Code("humaneval", str(p) if p else None),
     "niah": lambda p: Needle("niah", (1024, 2048, 4096), (0.0, 0.25, 0.5, 0.75, 1.0), str(p) if p else None),
     "sentiment": lambda p: sentiment(),
     # The smoke set: small, written for this project, shipped for CI and the demo.
     "mmlu-smoke": lambda p: mmlu(p or ds.SMOKE / "mmlu", "mmlu-smoke"),
+    "mmlu-smoke:cloze": lambda p: mmlu_cloze(p or ds.SMOKE / "mmlu", "mmlu-smoke:cloze"),
     "ceval-smoke": lambda p: ceval(p or ds.SMOKE / "ceval", "ceval-smoke"),
+    "arc-smoke": lambda p: arc(p or ds.SMOKE / "arc", name="arc-smoke"),
+    "arc-smoke:letters": lambda p: arc(p or ds.SMOKE / "arc", letters=True, name="arc-smoke"),
     "gsm8k-smoke": lambda p: gsm8k(p or ds.SMOKE / "gsm8k", "gsm8k-smoke", max_tokens=96),
     "custom-smoke": lambda p: custom(p or ds.SMOKE / "custom" / "capitals.yaml"),
     "general-smoke": lambda p: custom(p or ds.SMOKE / "custom" / "general.yaml"),
@@ -44,6 +70,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "smoke": (
         "mmlu-smoke",
         "ceval-smoke",
+        "arc-smoke",
         "gsm8k-smoke",
         "custom-smoke",
         "general-smoke",
@@ -61,7 +88,8 @@ def resolve_tasks(specs: list[str]) -> list[Task]:
         if name in GROUPS and not path:
             out += resolve_tasks(list(GROUPS[name]))
         elif name in TASKS:
-            located = ds.locate(name, path or None, "Point it at the benchmark's folder or file.")
+            folder = name.partition(":")[0]  # arc:letters reads arc's files
+            located = ds.locate(folder, path or None, "Point it at the benchmark's folder or file.")
             out.append(TASKS[name](located))
         elif name.endswith((".yaml", ".yml")) and Path(name).is_file():
             out.append(custom(Path(name)))

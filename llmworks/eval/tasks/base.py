@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from llmworks.errors import UserError
+
 Method = Literal["loglikelihood", "generate"]
 
 
@@ -54,17 +56,31 @@ class Env:
     can_score: bool
     """Log-likelihoods are available (a local engine, or a server with /v1/completions echo+logprobs)."""
     chat: bool
-    """Use the chat template (local) or the chat API (HTTP)."""
+    """Generation tasks use the chat template (local) or the chat API (HTTP)."""
     render: Callable[[list[dict[str, str]]], str | None]
     count_tokens: Callable[[str], int]
     context_length: int | None
     shots: int = 0
     judge: Callable[[list[dict]], str] | None = None
+    chat_scoring: bool = False
+    """Log-likelihood prompts go under the chat template too (only when the run asks for it: lm-eval and the
+    leaderboards score plain text)."""
+    force: Method | None = None
+    """The method the run asks for (None: log-likelihood where it can be computed)."""
 
     def method(self) -> Method:
         """Log-likelihood when it can be computed on the prompt the model would see, else generation."""
-        if self.can_score and (not self.chat or self.render([{"role": "user", "content": "x"}]) is not None):
+        if self.force == "generate":
+            return "generate"
+        visible = not self.chat_scoring or self.render([{"role": "user", "content": "x"}]) is not None
+        if self.can_score and visible:
             return "loglikelihood"
+        if self.force == "loglikelihood":
+            why = "it cannot score text" if not self.can_score else "its chat template is not visible (HTTP)"
+            raise UserError(
+                f"method=loglikelihood, but {why}.",
+                "Use method=auto, or a server with /v1/completions echo+logprobs (llmworks serve has it).",
+            )
         return "generate"
 
 
@@ -83,6 +99,10 @@ class Task(ABC):
     kind: str
     method: Method | None = None
     """Which method produced the scores (multiple choice); None for tasks that only generate."""
+    formulation: str | None = None
+    """How the task asks (multiple choice: letters, cloze or partial; others: generate)."""
+    reference: str | None = None
+    """The reference harness task whose prompt and metrics this task follows, e.g. "lm-eval gsm8k"."""
 
     @abstractmethod
     def samples(self) -> list[dict[str, Any]]:
@@ -99,6 +119,13 @@ class Task(ABC):
         """The mean of each metric over the samples."""
         names = dict.fromkeys(k for s in scored for k in s.metrics)
         return {k: sum(s.metrics.get(k, 0.0) for s in scored) / len(scored) for k in names} if scored else {}
+
+    def stderr(self, scored: list[Scored]) -> dict[str, float | None]:
+        """The standard error of each metric's mean over the samples (lm-eval's mean_stderr)."""
+        from llmworks.eval.stats import stderr
+
+        names = dict.fromkeys(k for s in scored for k in s.metrics)
+        return {k: stderr([s.metrics[k] for s in scored if k in s.metrics]) for k in names}
 
     def info(self) -> dict[str, Any]:
         """Settings shown next to the scores (so a score can be explained)."""

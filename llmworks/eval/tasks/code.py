@@ -21,6 +21,8 @@ class Code(Task):
     ks: tuple[int, ...] = (1,)
     max_tokens: int = 384
     kind: str = "code"
+    formulation = "generate"
+    reference = "openai/human-eval (its prompts and checker, pass@k)"
 
     def samples(self) -> list[dict[str, Any]]:
         from llmworks.eval.code_exec import load_humaneval

@@ -44,6 +44,8 @@ class Custom(Task):
     rubric: str | None = None
     reference: str | None = None
     kind: str = "custom"
+    formulation = "generate"
+    reference = "custom task YAML"
 
     def samples(self) -> list[dict[str, Any]]:
         rows = ds.read_records(self.data)
@@ -96,6 +98,9 @@ class Custom(Task):
             vals = [s.metrics[k] for s in scored if k in s.metrics]
             out[k] = sum(vals) if k == "judge_unparsed" else sum(vals) / len(vals)
         return out
+
+    def stderr(self, scored: list[Scored]) -> dict[str, float | None]:
+        return {k: v for k, v in super().stderr(scored).items() if k != "judge_unparsed"}  # a count
 
     def info(self) -> dict[str, Any]:
         return {"metrics": list(self.metric_names), "data": str(self.data)}

@@ -22,6 +22,8 @@ class Math(Task):
     train: Path | None = None
     max_tokens: int = 256
     kind: str = "math"
+    formulation = "generate"
+    reference = "lm-eval gsm8k (without --chat; with it, the chat template and an answer-format line)"
 
     def samples(self) -> list[dict[str, Any]]:
         rows = ds.read_records(self.test)

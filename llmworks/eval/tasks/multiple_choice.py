@@ -1,31 +1,60 @@
-"""Multiple-choice tasks: MMLU, C-Eval, CMMLU, ARC and the built-in sentiment set."""
+"""Multiple-choice tasks, each scored the way a named reference harness scores it (`reference`).
+
+Two formulations (a task's `formulation`), both as lm-evaluation-harness runs them:
+- letters: the options are listed under the question ("A. ...") and the model scores the letter after
+  "Answer:" (" A"): lm-eval's mmlu, ceval-valid and cmmlu (OpenCompass' prompts have the same layout).
+- cloze: the model scores each option's own text after the question (" Paris"): lm-eval's arc_easy /
+  arc_challenge, hellaswag, piqa, boolq, truthfulqa_mc1/mc2. Winogrande is "partial" cloze: each option
+  fills the blank, and the model scores the rest of the sentence after it.
+Every continuation follows its context after one space (lm-eval's target_delimiter). acc picks the option with
+the highest log-likelihood, acc_norm the highest per character of the option (lm-eval's acc_norm). Few-shot
+examples are the first `shots` of the dev/train split, each followed by its answer and a blank line.
+
+Log-likelihood prompts are plain text unless the run asks for the chat template (`--chat`). Over generation
+(a model that cannot be scored, or `--method generate`) every task lists its options with letters and the
+option a short answer names is taken (acc only); answer-word tasks (boolq, sentiment) look for the word.
+"""
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from llmworks.errors import UserError
-from llmworks.eval import datasets as ds
 from llmworks.eval import metrics as M
 from llmworks.eval.tasks.base import Env, Request, Scored, Task
 from llmworks.eval.tasks.stops import GEN_STOP
 
+Loader = Callable[[], tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]]
+"""-> (samples, few-shot examples by subject ("" when the benchmark has none)).
+
+A sample: id, question, choices (option texts), answer (index), and optionally subject and the fields the
+task's `template` names."""
+
+LETTERED = "{question}\n{options}\n{answer_word}"
+"""The letters formulation's context (lm-eval mmlu: "{{question.strip()}}\\nA. ...\\nAnswer:")."""
+
 
 @dataclass
 class MultipleChoice(Task):
-    """Log-likelihood of each option after the prompt (acc, and acc_norm: per character), or, when the model
-    cannot be scored, a short generation and the option it names (acc only)."""
-
     name: str
-    load: Callable[[], tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]]
-    """-> (samples, few-shot examples by subject). Sample: id, question, choices, answer (index), subject."""
-    chinese: bool = False
+    load: Loader
+    formulation: Literal["letters", "cloze", "partial"] = "letters"
+    reference: str = ""
+    """The harness task whose prompt and metrics this follows, e.g. "lm-eval arc_easy"."""
+    template: str = LETTERED
+    """The question's context, filled from the sample: {question}, {options} (letters: "A. ..." lines),
+    {answer_word}, or any other field of the sample (cloze: "Question: {question}\\nAnswer:")."""
+    head: str = ""
+    """A description before the examples, with {subject} (lm-eval's description); none without a subject."""
+    subjects: dict[str, str] = field(default_factory=dict)
+    """Subject names as the description gives them (default: the subject with spaces)."""
+    answer_word: str = "Answer:"
     words: bool = False
-    """The options are answer words (sentiment labels), not lettered choices in the question."""
+    """The options are answer words (yes/no, positive/negative): generation looks for the word."""
+    metric_names: tuple[str, ...] = ("acc", "acc_norm")
     kind: str = "multiple_choice"
     method: Any = None
     _fewshot: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -34,198 +63,155 @@ class MultipleChoice(Task):
         samples, self._fewshot = self.load()
         return samples
 
-    def labels(self, sample: dict[str, Any]) -> list[str]:
-        n = len(sample["choices"])
-        return (
-            list(sample["choices"])
-            if self.words
-            else sample.get("labels") or list(string.ascii_uppercase[:n])
+    # -- what the model scores --
+
+    def pairs(self, sample: dict[str, Any]) -> list[tuple[str, str]]:
+        """(context, continuation) per option, before the description and the few-shot examples."""
+        if self.formulation == "letters":
+            context = self._lettered(sample)
+            return [(context, " " + lab) for lab in _letters(sample)]
+        context = self.template.format_map(sample)
+        return [(context, " " + c) for c in sample["choices"]]
+
+    def example(self, sample: dict[str, Any]) -> str:
+        """A solved few-shot example: the context and the right continuation."""
+        context, continuation = self.pairs(sample)[sample["answer"]]
+        return context + continuation
+
+    def prefix(self, sample: dict[str, Any], env: Env, lettered: bool = False) -> str:
+        """The description and the few-shot examples that come before the question."""
+        subject = sample.get("subject") or ""
+        head = (
+            self.head.format(subject=self.subjects.get(subject, subject.replace("_", " "))) if subject else ""
         )
-
-    def _text(self, sample: dict[str, Any], with_answer: bool) -> str:
-        labels = self.labels(sample)
-        answer_word = "答案：" if self.chinese else "Answer:"
-        body = sample["question"]
-        if not self.words:
-            body += "".join(f"\n{lab}. {c}" for lab, c in zip(labels, sample["choices"], strict=False))
-        text = f"{body}\n{answer_word}"
-        return text + self._sep() + labels[sample["answer"]] if with_answer else text
-
-    def _sep(self) -> str:
-        return "" if self.chinese else " "
-
-    def prompt(self, sample: dict[str, Any], env: Env) -> str:
-        subject = sample.get("subject", "")
-        if self.words:
-            head = ""
-        elif self.chinese:
-            head = f"以下是关于{subject.replace('_', ' ')}的单项选择题，请直接给出正确答案的选项。\n\n"
-        else:
-            head = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
         shots = self._fewshot.get(subject, [])[: env.shots]
-        return head + "".join(self._text(s, True) + "\n\n" for s in shots) + self._text(sample, False)
+        solved = [
+            self._lettered(s) + " " + _letters(s)[s["answer"]] if lettered else self.example(s) for s in shots
+        ]
+        return head + "".join(s + "\n\n" for s in solved)
+
+    def _lettered(self, sample: dict[str, Any]) -> str:
+        """The question with its options lettered: the letters formulation's context, and every task's
+        prompt for generation."""
+        template = self.template if self.formulation == "letters" else LETTERED
+        options = "\n".join(f"{lab}. {c}" for lab, c in zip(_letters(sample), sample["choices"], strict=True))
+        fields = {**sample, "question": sample["question"].strip(), "options": options}
+        return template.format_map({**fields, "answer_word": self.answer_word})
+
+    # -- the Task seam --
 
     def requests(self, sample: dict[str, Any], env: Env) -> list[Request]:
         self.method = env.method()
-        text = self.prompt(sample, env)
-        labels = self.labels(sample)
         if self.method == "loglikelihood":
-            if env.chat:
-                context = env.render([{"role": "user", "content": text}]) or text
-                return [Request("loglikelihood", context, lab) for lab in labels]
-            return [Request("loglikelihood", text, self._sep() + lab) for lab in labels]
+            prefix = self.prefix(sample, env)
+            out = []
+            for context, continuation in self.pairs(sample):
+                text = prefix + context
+                if env.chat_scoring:  # the question as the user's turn, the option as the reply
+                    rendered = env.render([{"role": "user", "content": text}])
+                    text, continuation = rendered or text, continuation.lstrip() if rendered else continuation
+                out.append(Request("loglikelihood", text, continuation))
+            return out
+        if self.words:
+            text = self.prefix(sample, env) + self.template.format_map(sample)
+        else:
+            text = self.prefix(sample, env, lettered=True) + self._lettered(sample)
         if env.chat:
             return [Request.chat([{"role": "user", "content": text}], max_tokens=16)]
         return [Request("complete", text, max_tokens=8, stop=("\n\n", *GEN_STOP))]
 
     def score(self, sample: dict[str, Any], outputs: list[Any], env: Env) -> Scored:
-        labels = self.labels(sample)
-        target = labels[sample["answer"]]
-        if self.method == "loglikelihood":
-            if any(o is None for o in outputs):
-                return Scored({"acc": 0.0, "acc_norm": 0.0}, target, None)
-            best = max(range(len(outputs)), key=lambda i: outputs[i])
-            # lm-eval's acc_norm: log-likelihood per character of the continuation
-            norm = max(range(len(outputs)), key=lambda i: outputs[i] / max(1, len(labels[i])))
-            return Scored(
-                {"acc": float(best == sample["answer"]), "acc_norm": float(norm == sample["answer"])},
-                target,
-                labels[best],
-                {"logprobs": dict(zip(labels, outputs, strict=True))},
-            )
-        picked = M.extract_choice(outputs[0] or "", labels)
-        return Scored({"acc": float(picked == target)}, target, picked)
-
-
-def _mc_row(row: dict[str, Any], question: str, options: str, answer: str, where: str) -> dict[str, Any]:
-    """`options` names the choice columns ("ABCD", or "1234" for MMLU's headerless CSV)."""
-    ds.require_fields(row, (question, *options, answer), where)
-    letters = string.ascii_uppercase[: len(options)]
-    key = str(row[answer]).strip().upper()
-    if key not in letters:
-        raise UserError(
-            f"{where}: answer '{row[answer]}' is not one of {', '.join(letters)}.", "Fix the row."
+        options = list(sample["choices"]) if self.words else _letters(sample)
+        target = options[sample["answer"]]
+        if env.method() != "loglikelihood":
+            picked = M.extract_choice(outputs[0] or "", options)
+            return Scored({"acc": float(picked == target)}, target, picked)
+        if any(o is None for o in outputs):
+            return Scored(dict.fromkeys(self.metric_names, 0.0), target, None)
+        lengths = [len(cont) - 1 for _, cont in self.pairs(sample)]  # the option, without the delimiter
+        best = _argmax(outputs)
+        norm = _argmax([lp / max(1, n) for lp, n in zip(outputs, lengths, strict=True)])
+        metrics = {"acc": float(best == sample["answer"]), "acc_norm": float(norm == sample["answer"])}
+        return Scored(
+            {k: metrics[k] for k in self.metric_names},
+            sample["choices"][sample["answer"]],
+            sample["choices"][best],
+            {"logprobs": outputs},
         )
-    return {"question": row[question], "choices": [row[c] for c in options], "answer": letters.index(key)}
+
+    def info(self) -> dict[str, Any]:
+        return {"metrics": list(self.metric_names)}
 
 
-def _csv_folder(
-    root: Path, split: str, suffix: str, header: bool, fields: tuple[str, str, str], layout: str
-) -> Callable[[], tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]]:
-    """MMLU / C-Eval / CMMLU: <root>/<split>/<subject><suffix>.csv, few-shot from <root>/dev/."""
+@dataclass
+class Partial(MultipleChoice):
+    """Winogrande: each option fills the blank ("_") of the sentence, and the model scores the rest of the
+    sentence after it (lm-eval's winogrande: the contexts differ, the continuation is shared)."""
 
-    def rows(folder: Path, suf: str) -> dict[str, list[dict[str, Any]]]:
-        out = {}
-        for f in sorted(folder.glob(f"*{suf}.csv")):
-            subject = f.name[: -len(f"{suf}.csv")]
-            q, letters, a = fields
-            recs = ds.read_records(f, header=header)
-            out[subject] = [
-                {
-                    "id": f"{subject}/{i}",
-                    "subject": subject,
-                    **_mc_row(r, q, letters, a, f"{f}:{i + 1 + header}"),
-                }
-                for i, r in enumerate(recs)
-            ]
-        return out
+    formulation: Literal["letters", "cloze", "partial"] = "partial"
+    metric_names: tuple[str, ...] = ("acc",)
 
-    def load() -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-        folder = root / split if (root / split).is_dir() else root
-        tests = rows(folder, suffix)
-        if not tests:
-            raise UserError(
-                f"no *{suffix}.csv files in {folder}.", f"Expected the official layout: {layout}."
-            )
-        dev_suffix = "_dev" if suffix else ""
-        return [s for v in tests.values() for s in v], rows(root / "dev", dev_suffix) if (
-            root / "dev"
-        ).is_dir() else {}
+    def pairs(self, sample: dict[str, Any]) -> list[tuple[str, str]]:
+        sentence = sample["question"]
+        blank = sentence.index("_")
+        rest = " " + sentence[blank + 1 :].strip()
+        return [(sentence[:blank] + option, rest) for option in sample["choices"]]
 
-    return load
+    def score(self, sample: dict[str, Any], outputs: list[Any], env: Env) -> Scored:
+        if env.method() != "loglikelihood" or any(o is None for o in outputs):
+            return super().score(sample, outputs, env)
+        best = _argmax(outputs)
+        return Scored(
+            {"acc": float(best == sample["answer"])},
+            sample["choices"][sample["answer"]],
+            sample["choices"][best],
+            {"logprobs": outputs},
+        )
 
 
-def mmlu(path: Path | None, name: str = "mmlu") -> MultipleChoice:
-    layout = "test/<subject>_test.csv and dev/<subject>_dev.csv, no header: question,A,B,C,D,answer"
-    if path is None:
-        hf = ds.from_hf_cache("cais/mmlu", "all", "test", lambda r: r)
-        if hf is None:
-            raise ds.missing_data("mmlu", layout, "cais/mmlu")
-        rows = [{"id": f"{r['subject']}/{i}", **r} for i, r in enumerate(hf)]
-        return MultipleChoice(name, lambda: (rows, {}))
-    return MultipleChoice(name, _csv_folder(path, "test", "_test", False, ("0", "1234", "5"), layout))
+@dataclass
+class TruthfulMC(MultipleChoice):
+    """TruthfulQA multiple choice, both of lm-eval's scores from one prompt: mc1 (truthfulqa_mc1: the single
+    true answer is the likeliest of its set) and mc2 (truthfulqa_mc2: the probability mass of the true answers
+    in the second set, normalised over that set). A sample's `choices`/`answer` are the mc1 set; `mc2`
+    holds (answer, is_true) pairs."""
+
+    formulation: Literal["letters", "cloze", "partial"] = "cloze"
+    metric_names: tuple[str, ...] = ("mc1", "mc2")
+
+    def pairs(self, sample: dict[str, Any]) -> list[tuple[str, str]]:
+        context = self.template.format_map(sample)
+        return [(context, " " + c) for c in [*sample["choices"], *(a for a, _ in sample["mc2"])]]
+
+    def example(self, sample: dict[str, Any]) -> str:
+        context = self.template.format_map(sample)
+        return context + " " + sample["choices"][sample["answer"]]
+
+    def score(self, sample: dict[str, Any], outputs: list[Any], env: Env) -> Scored:
+        if env.method() != "loglikelihood":
+            s = super().score(sample, outputs, env)
+            return Scored({"mc1": s.metrics["acc"]}, s.target, s.extracted)
+        n1 = len(sample["choices"])
+        target = sample["choices"][sample["answer"]]
+        if any(o is None for o in outputs):
+            return Scored({"mc1": 0.0, "mc2": 0.0}, target, None)
+        mc1, mc2 = outputs[:n1], outputs[n1:]
+        top = max(mc2)
+        probs = [math.exp(lp - top) for lp in mc2]
+        true_mass = sum(p for p, (_, ok) in zip(probs, sample["mc2"], strict=True) if ok) / sum(probs)
+        best = _argmax(mc1)
+        return Scored(
+            {"mc1": float(best == sample["answer"]), "mc2": true_mass},
+            target,
+            sample["choices"][best],
+            {"logprobs": outputs},
+        )
 
 
-def ceval(path: Path | None, name: str = "ceval") -> MultipleChoice:
-    layout = "val/<subject>_val.csv and dev/<subject>_dev.csv with header id,question,A,B,C,D,answer"
-    if path is None:
-        raise ds.missing_data(name, layout, None)
-    return MultipleChoice(
-        name, _csv_folder(path, "val", "_val", True, ("question", "ABCD", "answer"), layout), True
-    )
+def _letters(sample: dict[str, Any]) -> list[str]:
+    return list(string.ascii_uppercase[: len(sample["choices"])])
 
 
-def cmmlu(path: Path | None) -> MultipleChoice:
-    layout = "test/<subject>.csv and dev/<subject>.csv with header ,Question,A,B,C,D,Answer"
-    if path is None:
-        raise ds.missing_data("cmmlu", layout, None)
-    return MultipleChoice(
-        "cmmlu", _csv_folder(path, "test", "", True, ("Question", "ABCD", "Answer"), layout), True
-    )
-
-
-def arc(path: Path | None) -> MultipleChoice:
-    """ARC: the official JSONL (question.stem, question.choices) or the HF layout (question, choices)."""
-    layout = "ARC-Challenge-Test.jsonl (official) or a .jsonl/.parquet with question, choices, answerKey"
-
-    def convert(r: dict[str, Any], where: str) -> dict[str, Any]:
-        ds.require_fields(r, ("question", "answerKey"), where)
-        q = r["question"]
-        if isinstance(q, dict):  # official layout
-            stem, choices = q["stem"], q["choices"]
-            texts, labels = [c["text"] for c in choices], [c["label"] for c in choices]
-        else:
-            stem, texts, labels = q, list(r["choices"]["text"]), list(r["choices"]["label"])
-        if r["answerKey"] not in labels:
-            raise UserError(
-                f"{where}: answerKey {r['answerKey']!r} is not a choice label.", "Fix the record."
-            )
-        return {
-            "id": str(r.get("id", where)),
-            "question": stem,
-            "choices": texts,
-            "labels": labels,
-            "answer": labels.index(r["answerKey"]),
-        }
-
-    def load() -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-        if path is None:
-            hf = ds.from_hf_cache("allenai/ai2_arc", "ARC-Challenge", "test", lambda r: r)
-            if hf is None:
-                raise ds.missing_data("arc", layout, "allenai/ai2_arc")
-            return [convert(r, f"ai2_arc[{i}]") for i, r in enumerate(hf)], {}
-        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if "test" in p.name.lower())
-        if not files:
-            raise UserError(f"no test file in {path}.", f"Expected {layout}.")
-        return [convert(r, f"{f}:{i + 1}") for f in files for i, r in enumerate(ds.read_records(f))], {}
-
-    return MultipleChoice("arc", load)
-
-
-def sentiment() -> MultipleChoice:
-    """The held-out split of the built-in sentiment set (the demo's fine-tuning target), as 2-way choice."""
-    from llmworks.data.builtin import SENTIMENT_PROMPT, sentiment_records
-
-    def load() -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-        labels = ["positive", "negative"]
-        return [
-            {
-                "id": f"test/{i}",
-                "question": SENTIMENT_PROMPT.format(text=r["text"]),
-                "choices": labels,
-                "answer": labels.index(r["label"]),
-            }
-            for i, r in enumerate(sentiment_records("test"))
-        ], {}
-
-    return MultipleChoice("sentiment", load, words=True)
+def _argmax(values: list[float]) -> int:
+    """The first index of the largest value (numpy's argmax, as lm-eval picks)."""
+    return max(range(len(values)), key=lambda i: values[i])

@@ -23,6 +23,8 @@ class Needle(Task):
     depths: tuple[float, ...]
     haystack_path: str | None = None
     kind: str = "niah"
+    formulation = "generate"
+    reference = "needle in a haystack (gkamradt: the San Francisco needle, key-word recall)"
 
     def samples(self) -> list[dict[str, Any]]:
         from llmworks.eval.niah import grid, load_haystack
