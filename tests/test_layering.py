@@ -10,7 +10,7 @@ ROOT = Path(__file__).parents[1] / "llmworks"
 
 FLOORS = [
     {"errors"},
-    {"atomic", "environment"},
+    {"atomic", "console", "environment"},
     {"config", "local_server"},
     {"models"},
     {"engines"},

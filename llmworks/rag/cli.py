@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
 from llmworks.config_cli import ConfigFile, arguments, from_cli, option, split_args
+from llmworks.console import make_console
 from llmworks.errors import UserError
 from llmworks.rag.config import (
     AskConfig,
@@ -39,8 +40,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = make_console(highlight=False)
+err = make_console(stderr=True, highlight=False)
 
 KbDir = Annotated[str | None, option(IngestConfig, "kb_dir")]
 
@@ -67,8 +68,8 @@ def ingest(
     base = KnowledgeBase(cfg.kb, cfg.kb_dir, cfg.embedder, cfg.store)
     report = base.ingest(cfg.paths, cfg.tags, cfg.chunk_tokens, cfg.overlap_tokens)
     for f, why in report.skipped:
-        out.print(f"  [yellow]skipped[/] {f}: {why}")
-    out.print(report.line())
+        out.print(f"  [yellow]skipped[/] {escape(f)}: {escape(why)}")
+    out.print(report.line(), markup=False)
     if report.new_version:
         cfg.save(base.paths.versions / f"{report.version:06d}.config.yaml", "llmworks rag ingest")
 
@@ -98,15 +99,15 @@ def search(
     hits = run(kbs, cfg.query, k=cfg.k, **options)
     if as_json:
         for h in hits:
-            out.print(json.dumps(h.to_json(), ensure_ascii=False))
+            out.print(json.dumps(h.to_json(), ensure_ascii=False), markup=False)
         return
     if not hits:
         out.print("no chunks found")
     for n, h in enumerate(hits, 1):
         scores = " ".join(f"{name} {v:.3f}" for name, v in h.scores.items())
-        out.print(f"[bold]{n}. {h.where}[/bold]  [dim]{h.kb}: score {h.score:.4f} ({scores})[/dim]")
+        out.print(f"[bold]{n}. {escape(h.where)}[/bold]  [dim]{h.kb}: score {h.score:.4f} ({scores})[/dim]")
         snippet = " ".join(h.text.split())
-        out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+        out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", markup=False)
 
 
 @app.command()
@@ -149,7 +150,7 @@ def ask(
         )
         return
     for s in answer.cited:
-        out.print(f"[{s.n}] {s.hit.where}" + (" (attributed)" if s.attributed else ""))
+        out.print(f"[{s.n}] {s.hit.where}" + (" (attributed)" if s.attributed else ""), markup=False)
     if answer.dropped_citations:
         err.print(f"[yellow]{answer.dropped_citations} citation(s) named no source and were dropped[/yellow]")
 
@@ -183,8 +184,8 @@ def eval_cmd(
     run = run_eval(kbs, cfg, err)
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
     for line in format_summary(results):
-        out.print(line)
-    out.print(f"report: {run / 'report.html'}")
+        out.print(line, markup=False)
+    out.print(f"report: {run / 'report.html'}", markup=False)
 
 
 @app.command()
@@ -210,9 +211,9 @@ def synth(
 
     (base,) = _open([cfg.kb] if cfg.kb else [], cfg.kb_dir, "x")
     with lazy_client(cfg) as model:
-        report = synthesize(base, cfg, model, lambda line: err.print(line))
+        report = synthesize(base, cfg, model, lambda line: err.print(line, markup=False))
     cfg.save(Path(cfg.output).with_name(Path(cfg.output).name + ".config.yaml"), "llmworks rag synth")
-    out.print(report.line())
+    out.print(report.line(), markup=False)
 
 
 @app.command()
@@ -251,7 +252,8 @@ def calibrate(
         f"refusal ({model_fit.metrics['folds']}-fold cross-validated, {model_fit.metrics['n_in_scope']} in scope, "
         f"{model_fit.metrics['n_out_of_scope']} out of scope): precision {cv['precision']:.3f}, "
         f"recall {cv['recall']:.3f}, F1 {cv['f1']:.3f}; features {', '.join(model_fit.features)}; "
-        f"saved to {', '.join(str(kb.paths.refusal) for kb in kbs)}"
+        f"saved to {', '.join(str(kb.paths.refusal) for kb in kbs)}",
+        markup=False,
     )
 
 
@@ -284,15 +286,16 @@ def info(
     if as_json:
         out.print(json.dumps(i, indent=2, ensure_ascii=False))
         return
-    out.print(f"[bold]{i['name']}[/bold] ({i['dir']})")
+    out.print(f"[bold]{i['name']}[/bold] ({escape(i['dir'])})")
     for key in ("embedder", "dim", "store", "chunk_tokens", "overlap_tokens", "files", "chunks", "pages"):
-        out.print(f"  {key}: {i[key]}")
+        out.print(f"  {key}: {i[key]}", markup=False)
     out.print(f"  disk: {i['disk_bytes'] / 2**20:.1f} MiB; refusal calibrated: {i['refusal_calibrated']}")
     out.print("  versions:")
     for v in i["versions"]:
         mark = "*" if v["current"] else " "
         out.print(
-            f"   {mark}{v['version']:>3}  {v['created']}  {v['files']} files, {v['chunks']} chunks  {v['note']}"
+            f"   {mark}{v['version']:>3}  {v['created']}  {v['files']} files, {v['chunks']} chunks  {v['note']}",
+            markup=False,
         )
 
 

@@ -31,8 +31,8 @@ def rag_demo(out: Path, console: Any) -> Path | None:
         )
         return None
     kb = KnowledgeBase("llmworks-docs", out / "kbs")
-    console.print(f"llmworks rag ingest {' '.join(str(d) for d in docs)} --kb llmworks-docs")
-    console.print(kb.ingest(docs).line())
+    console.print(f"llmworks rag ingest {' '.join(str(d) for d in docs)} --kb llmworks-docs", markup=False)
+    console.print(kb.ingest(docs).line(), markup=False)
     cfg = AskConfig(kb=["llmworks-docs"], k=3, max_tokens=80)
     with lazy_client(cfg) as model:
         for q in (*QUESTIONS, OUT_OF_SCOPE):
@@ -48,7 +48,7 @@ def rag_demo(out: Path, console: Any) -> Path | None:
             if answer.refused:
                 console.print(f"(refused: P(out of scope) {answer.p_out_of_scope:.2f})")
             for s in answer.cited:
-                console.print(f"  [{s.n}] {s.hit.where}", highlight=False)
+                console.print(f"  [{s.n}] {s.hit.where}", highlight=False, markup=False)
     run = run_eval(
         [kb],
         RagEvalConfig(qa=str(README_QA), kb=["llmworks-docs"], kb_dir=str(out / "kbs"),

@@ -206,6 +206,7 @@ def _run(kbs: Sequence[Any], cfg: RagEvalConfig, client: Any, console: Any) -> P
                 + (" out of scope" if row.out_of_scope else f" mrr {shown.get('mrr', 0):.2f}")
                 + (" refused" if refused[-1] else ""),
                 highlight=False,
+                markup=False,
             )
     cache.close()
     tasks: dict[str, Any] = {}
