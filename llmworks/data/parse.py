@@ -111,8 +111,13 @@ def _record(path: Path, text: str, page: int | None, title: str, fmt: str) -> di
 
 
 def _pdf(path: Path) -> Iterator[dict[str, Any]]:
+    import logging
+
     from pypdf import PdfReader
 
+    # pypdf logs what it repairs ("EOF marker not found") on stderr; a file it cannot read is reported once,
+    # as the skipped file's reason.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     reader = PdfReader(path)
     # An owner-password-only PDF opens with the empty user password; a real password cannot be guessed.
     if reader.is_encrypted and not reader.decrypt(""):

@@ -174,6 +174,8 @@ class KBPaths:
             try:
                 yield
             finally:
+                if not self.exists and not (self.partial / "kb.json").is_file():
+                    path.unlink(missing_ok=True)  # no knowledge base (a failed first ingest, rm): no lock file
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def remove(self) -> None:
