@@ -97,27 +97,37 @@ def test_tour(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    """Real subprocesses where the root CLI's handling is the point (one line, exit 2, nothing written);
+    in this process for the rest (the same errors, without a Python start-up each)."""
     kbs = tmp_path / "kbs"
     docs = write_corpus(tmp_path / "docs")
-    assert rag("ingest", docs / "guide.md", "--kb", "widget", "--kb-dir", kbs).returncode == 0
+    assert rag_here("ingest", docs / "guide.md", "--kb", "widget", "--kb-dir", kbs).returncode == 0
     cases = [
-        (("search", "x", "--kb", "nope", "--kb-dir", kbs), "no knowledge base 'nope'", "widget"),
-        (("ingest", tmp_path / "missing", "--kb", "w2", "--kb-dir", kbs), "no such file", ""),
+        (rag, ("search", "x", "--kb", "nope", "--kb-dir", kbs), "no knowledge base 'nope'", "widget"),
+        (rag_here, ("ingest", tmp_path / "missing", "--kb", "w2", "--kb-dir", kbs), "no such file", ""),
         (
+            rag,
             ("ingest", docs, "--kb", "w3", "--kb-dir", kbs, "--store", "mongo://x"),
             "unknown store 'mongo://x'",
             "",
         ),
         (
+            rag_here,
             ("ingest", docs, "--kb", "widget", "--kb-dir", kbs, "--embedder", docs),
             "built with embedder",
             "Drop --embedder",
         ),
-        (("search", "x", "--kb", "widget", "--kb-dir", kbs, "k=0"), "k=0 (must be >= 1)", ""),
-        (("rollback", "widget", "--version", "7", "--kb-dir", kbs), "has no version 7", "Versions: 1"),
+        (rag_here, ("search", "x", "--kb", "widget", "--kb-dir", kbs, "k=0"), "k=0 (must be >= 1)", ""),
+        (
+            rag_here,
+            ("rollback", "widget", "--version", "7", "--kb-dir", kbs),
+            "has no version 7",
+            "Versions: 1",
+        ),
+        (rag_here, ("rm", "nope", "--kb-dir", kbs), "no knowledge base 'nope'", "widget"),
     ]
-    for args, problem, fix in cases:
-        r = rag(*args)
+    for run, args, problem, fix in cases:
+        r = run(*args)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (args, r.stderr)
         assert problem in lines[0] and fix in lines[0], (args, lines[0])
@@ -125,7 +135,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     empty.mkdir()
     (empty / "blank.md").write_text("\n")
     r = rag("ingest", empty, "--kb", "blank", "--kb-dir", kbs)
-    assert r.returncode == 2 and "corpus is empty" in r.stderr and not (kbs / "blank").exists()
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "corpus is empty" in r.stderr
+    assert sorted(p.name for p in kbs.iterdir()) == [".widget.lock", "widget"]  # nothing half-written
     (kbs / "widget" / "kb.json").write_text("{")
-    r = rag("search", "x", "--kb", "widget", "--kb-dir", kbs)
+    r = rag_here("search", "x", "--kb", "widget", "--kb-dir", kbs)
     assert r.returncode == 2 and "is corrupt" in r.stderr
