@@ -174,8 +174,9 @@ class KBPaths:
             try:
                 yield
             finally:
+                # No knowledge base (a failed first ingest, rm): no lock file either.
                 if not self.exists and not (self.partial / "kb.json").is_file():
-                    path.unlink(missing_ok=True)  # no knowledge base (a failed first ingest, rm): no lock file
+                    path.unlink(missing_ok=True)
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def remove(self) -> None:
