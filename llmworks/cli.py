@@ -19,6 +19,7 @@ from llmworks.errors import UserError
 from llmworks.eval import cli as eval_cli
 from llmworks.export import cli as export_cli
 from llmworks.models import cli as models_cli
+from llmworks.rag import cli as rag_cli
 from llmworks.serve import cli as serve_cli
 from llmworks.servebench import cli as bench_cli
 from llmworks.train import cli as train_cli
@@ -40,6 +41,7 @@ GROUPS: dict[str, typer.Typer] = {
     "bench": bench_cli.app,
     "eval": eval_cli.app,
     "agent": agent_cli.app,
+    "rag": rag_cli.app,
 }
 COMMANDS = {
     "chat": chat_cli.chat,

@@ -79,6 +79,7 @@ def main() -> None:
     report = eval_demo(source.path, gguf, OUT / "eval", console)
     console.print("[bold]the fine-tuning target and the general-ability guard, base → tuned:[/bold]")
     print_comparison(report.parent / "compare.json", console, ["sentiment", "general-smoke"])
+    rag_step(console)
     console.rule("done")
     console.print(f"Evaluation comparison report: {report}")
     console.print(
@@ -178,6 +179,17 @@ def serve_demo(console: Console, args: list[str], model: str, question: str) -> 
         )
     finally:
         stop_server(server)
+
+
+def rag_step(console: Console) -> None:
+    from llmworks.rag.demo import rag_demo
+
+    console.rule(
+        "11. A knowledge base over this README and docs: cited answers, a refusal, retrieval metrics"
+    )
+    report = rag_demo(OUT / "rag", console)
+    if report:
+        console.print(f"RAG evaluation report: {report}")
 
 
 def _write(text: str) -> None:

@@ -20,6 +20,7 @@ from llmworks.data import config as data
 from llmworks.errors import UserError
 from llmworks.eval.config import EvalConfig
 from llmworks.export import config as export
+from llmworks.rag import config as rag
 from llmworks.serve.config import ServeConfig
 from llmworks.train.config import DPOConfig, PretrainConfig, SFTConfig
 
@@ -59,6 +60,16 @@ COMMANDS: dict[str, tuple[type[StageConfig], dict[str, Any], tuple[str, Any, str
         ("max_rouge", 0, "max_rouge=0"),
     ),
     "data synth pairs": (data.PairsConfig, {"prompts": "p", "output": "o"}, ("k", 1, "k=1")),
+    "rag ingest": (rag.IngestConfig, {"paths": ["d"], "kb": "m"}, ("chunk_tokens", 8, "chunk_tokens=8")),
+    "rag search": (rag.SearchConfig, {"query": "q", "kb": ["m"]}, ("mode", "fuzzy", "mode='fuzzy'")),
+    "rag ask": (rag.AskConfig, {"query": "q", "kb": ["m"]}, ("k", 0, "k=0")),
+    "rag eval": (rag.RagEvalConfig, {"qa": "qa.jsonl", "kb": ["m"]}, ("rrf_k", -1, "rrf_k=-1")),
+    "rag synth": (rag.SynthConfig, {"kb": "m"}, ("n", "many", "n='many'")),
+    "rag calibrate": (
+        rag.CalibrateConfig,
+        {"kb": ["m"], "in_scope": "a", "out_of_scope": "b"},
+        ("target", "recall", "target='recall'"),
+    ),
 }
 
 
@@ -89,7 +100,7 @@ def test_every_shipped_config_loads_into_its_command(path: Path) -> None:
 
 def test_there_are_shipped_configs_for_every_stage() -> None:
     stages = {command_of(p).split()[0] for p in shipped()}
-    assert {"train", "serve", "export", "data", "agent"} <= stages
+    assert {"train", "serve", "export", "data", "agent", "rag"} <= stages
 
 
 def test_every_command_with_a_config_is_in_the_table() -> None:

@@ -5,11 +5,14 @@ start (`llmworks.serve` logger; the full YAML at --log-level debug)."""
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from llmworks.config_cli import ConfigFile, arguments, from_cli, option
 from llmworks.errors import UserError
 from llmworks.serve.config import LOOPBACK, ServeConfig
+
+if TYPE_CHECKING:
+    from llmworks.serve.app import ServerState
 
 
 def serve(
@@ -26,6 +29,10 @@ def serve(
     embedding_model: Annotated[str | None, option(ServeConfig, "embedding_model")] = None,
     log_level: Annotated[str | None, option(ServeConfig, "log_level")] = None,
     agent: Annotated[list[str] | None, option(ServeConfig, "agents", "--agent")] = None,
+    kb: Annotated[list[str] | None, option(ServeConfig, "kb")] = None,
+    kb_dir: Annotated[str | None, option(ServeConfig, "kb_dir")] = None,
+    rag_access: Annotated[str | None, option(ServeConfig, "rag_access")] = None,
+    rag_config: Annotated[str | None, option(ServeConfig, "rag_config")] = None,
 ) -> None:
     """Serve models behind an OpenAI-compatible API, with a web chat at /."""
     import logging
@@ -42,6 +49,7 @@ def serve(
         ServeConfig, config, args, "models",
         engine=engine, host=host, port=port, lora=lora, api_key=api_key, max_queue=max_queue,
         parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level, agents=agent,
+        kb=kb, kb_dir=kb_dir, rag_access=rag_access, rag_config=rag_config,
     )  # fmt: skip
     if cfg.api_key is None and os.environ.get("LLMWORKS_API_KEY"):
         cfg.api_key = os.environ["LLMWORKS_API_KEY"]
@@ -68,6 +76,8 @@ def serve(
         from llmworks.serve.agents import load_agent_apps
 
         state.apps.update(load_agent_apps(cfg.agents, served))
+    if cfg.kb:
+        _add_knowledge_bases(state, cfg)
     app = create_app(state)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -97,6 +107,21 @@ def serve(
             a.close()
         for m in served.values():
             m.engine.close()
+
+
+def _add_knowledge_bases(state: ServerState, cfg: ServeConfig) -> None:
+    """`rag:NAME` apps answered by the first served model (in process, sharing its batch), and the
+    access file's keys."""
+    from llmworks.client.local import LocalClient
+    from llmworks.rag.config import AskConfig
+    from llmworks.serve.rag import access_keys, load_rag_apps
+
+    first = next(iter(state.models.values()))
+    client = LocalClient(first.engine, owns_engine=False)
+    ask = AskConfig.resolve(cfg.rag_config) if cfg.rag_config else AskConfig()
+    state.apps.update(load_rag_apps(cfg.kb, cfg.kb_dir, client, ask))
+    if cfg.rag_access:
+        state.keys.update(access_keys(cfg.rag_access, list(state.models), state.apps))
 
 
 def _masked_yaml(cfg: ServeConfig) -> str:

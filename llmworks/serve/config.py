@@ -12,6 +12,15 @@ VLLM_SCHEDULES_ITSELF = ("lora", "parallel", "max_queue", "embedding_model")
 """Settings vLLM does not take from us: it schedules, batches and loads adapters by itself."""
 
 
+def parse_kb_spec(spec: str) -> tuple[str, list[str]]:
+    """`manual` -> ("manual", ["manual"]); `docs=manual+faq` -> ("docs", ["manual", "faq"])."""
+    name, sep, rest = spec.partition("=")
+    kbs = [k.strip() for k in (rest if sep else name).split("+") if k.strip()]
+    if not name.strip() or not kbs:
+        raise ValueError(f"kb={spec!r} (write NAME or ALIAS=NAME+NAME)")
+    return name.strip(), kbs
+
+
 class ServeConfig(StageConfig):
     """One OpenAI-compatible server (and web chat) over one or more models."""
 
@@ -39,6 +48,15 @@ class ServeConfig(StageConfig):
     """debug | info (a line per request) | warning | error."""
     agents: list[str] = Field(default_factory=list)
     """Agent configs (YAML) to serve as the models agent:NAME, on the first model unless they name one."""
+    kb: list[str] = Field(default_factory=list)
+    """Knowledge bases served as models `rag:NAME` (repeatable; ALIAS=NAME+NAME serves several as one),
+    answered by the first model."""
+    kb_dir: str | None = None
+    """Where the knowledge bases live (default: the llmworks home's kb/)."""
+    rag_access: str | None = None
+    """YAML file mapping API keys to the knowledge bases (and models) each may use."""
+    rag_config: str | None = None
+    """YAML file of `rag ask` settings for the served knowledge bases (k, refusal, max_tokens, ...)."""
 
     @field_validator("log_level", "engine", mode="before")
     @classmethod
@@ -62,6 +80,13 @@ class ServeConfig(StageConfig):
             errors.append(f"ctx={self.ctx} (must be >= 16)")
         if self.max_queue < 0:
             errors.append(f"max_queue={self.max_queue} (must be >= 0)")
+        for spec in self.kb:
+            try:
+                parse_kb_spec(spec)
+            except ValueError as e:
+                errors.append(str(e))
+        if (self.rag_access or self.rag_config) and not self.kb:
+            errors.append("rag_access and rag_config need knowledge bases to serve (--kb NAME)")
         for spec in self.lora:
             name, sep, path = spec.partition("=")
             if not (sep and name and path):
@@ -83,6 +108,10 @@ class ServeConfig(StageConfig):
                 )
             if len(self.models) > 1:
                 errors.append("engine=vllm serves one model per server (start one server per model)")
+            if self.kb:
+                errors.append(
+                    "engine=vllm cannot serve knowledge bases (kb): they answer with an in-process model"
+                )
         return errors
 
     def summary_line(self) -> str:
@@ -96,6 +125,7 @@ class ServeConfig(StageConfig):
             "ctx": self.ctx,
             "max_queue": self.max_queue,
             "lora": ",".join(self.lora),
+            "kb": ",".join(self.kb),
             "embedding_model": self.embedding_model,
             "api_key": "***" if self.api_key else "none",
             "log_level": self.log_level,

@@ -118,3 +118,64 @@ def test_layout_engine_missing_names_the_extra(tmp_path: Path) -> None:
         list(parse_file(pdf, "docling"))
     r = run_cli("parse", pdf, "-o", tmp_path / "o.jsonl", "--engine", "docling")
     assert r.exit_code == 2 and "pip install 'llmworks[docling]'" in r.error
+
+
+MANUAL_HTML = """<html><head><title>Manual</title></head><body>
+<div id="banner">Download the ebook</div><ul class="docnav"><li>Prev</li><li>Next</li></ul>
+<h1>Manual</h1><p>Intro text.</p>
+<div class="section"><h2>Ports</h2><p>The ports the service listens on:</p>
+<table><tr><th>Port</th><th>Service</th></tr><tr><td>8080</td><td>web console</td></tr></table>
+<pre>listen 8080
+# not a heading</pre>
+<ul><li>first item</li><li>second <b>bold</b> item</li></ul></div>
+<footer>Copyright notice</footer></body></html>"""
+
+
+def test_markdown_mode_keeps_headings_tables_and_code(tmp_path: Path) -> None:
+    (tmp_path / "m.html").write_text(MANUAL_HTML)
+    rec = next(parse_file(tmp_path / "m.html", markdown=True))
+    text = rec["text"]
+    assert rec["title"] == "Manual"
+    assert "# Manual\n\nIntro text." in text and "## Ports" in text
+    assert "| Port | Service |\n|---|---|\n| 8080 | web console |" in text
+    assert "```\nlisten 8080\n# not a heading\n```" in text
+    assert "- second bold item" in text
+    assert "Download the ebook" not in text and "Prev" not in text and "Copyright" not in text
+
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Setup", level=1)
+    d.add_paragraph("Before the table.")
+    t = d.add_table(rows=2, cols=2)
+    for r, (a, b) in enumerate([("key", "value"), ("port", "8080")]):
+        t.rows[r].cells[0].text, t.rows[r].cells[1].text = a, b
+    d.add_paragraph("After the table.")
+    d.save(str(tmp_path / "d.docx"))
+    text = next(parse_file(tmp_path / "d.docx", markdown=True))["text"]
+    assert text.index("# Setup") < text.index("Before") < text.index("| key | value |") < text.index("After")
+
+
+def test_pdf_pages_carry_the_outline_heading(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for title, body in [
+        ("Install", "Run the installer."),
+        ("Configure", "Edit the file."),
+        ("", "More config."),
+    ]:
+        pdf.add_page()
+        if title:
+            pdf.start_section(title)
+        pdf.multi_cell(0, 8, body)
+    pdf.output(str(tmp_path / "o.pdf"))
+    pages = list(parse_file(tmp_path / "o.pdf"))
+    assert [p.get("heading") for p in pages] == ["Install", "Configure", "Configure"]
+
+
+def test_question_answer_rows(tmp_path: Path) -> None:
+    (tmp_path / "faq.jsonl").write_text('{"question": "Which port?", "answer": "8080."}\n')
+    rec = next(parse_file(tmp_path / "faq.jsonl"))
+    assert rec["text"] == "Q: Which port?\nA: 8080." and rec["format"] == "qa"
