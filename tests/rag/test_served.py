@@ -14,7 +14,8 @@ import pytest
 from llmworks.errors import UserError
 from llmworks.serve.config import parse_kb_spec
 from llmworks.testing.server import start_server, stop_server
-from tests.rag.conftest import write_corpus
+
+from .conftest import write_corpus
 
 QUESTION = "How long is the warranty period of the widget?"
 
