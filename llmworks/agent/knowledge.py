@@ -74,14 +74,11 @@ def open_kb(entry: str, base: Path | None = None) -> KnowledgeBase:
         return FolderKB(path)
     if "/" in entry or entry.startswith("."):
         raise UserError(f"knowledge base folder {path} does not exist.", "Fix the path in kbs.")
-    try:
-        from llmworks.rag import KnowledgeBase as RagKB  # type: ignore[attr-defined]
-    except ImportError:
-        raise UserError(
-            f"there is no knowledge base named '{entry}'.",
-            "Give a folder of .md/.txt files (kbs: [docs/]), or build a knowledge base with the RAG stage.",
-        ) from None
-    return RagKB(entry)  # raises its own UserError for a name it does not have
+    from llmworks.rag import KnowledgeBase as RagKB
+
+    kb = RagKB(entry)
+    kb.meta  # noqa: B018  (a name that is not there is the RAG stage's error, listing those that are)
+    return kb
 
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*")

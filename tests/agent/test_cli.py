@@ -46,7 +46,7 @@ def test_tools_lists_every_builtin_with_its_schema() -> None:
         (["run", "hi", "--loop", "circle"], "loop='circle'"),
         (["run", "hi", "colour=red"], "unknown key 'colour'"),
         (["run", "hi", "--kb", "no/such/folder"], "knowledge base folder"),
-        (["run", "hi", "--kb", "nosuchkb"], "no knowledge base named 'nosuchkb'"),
+        (["run", "hi", "--kb", "nosuchkb"], "no knowledge base 'nosuchkb'"),
         (["run", "hi", "--tools", "kb_search"], "the kb_search tool needs kbs"),
         (["run", str(CONFIGS / "doc-helper.yaml")], "no task given"),
         (
