@@ -9,6 +9,7 @@ its own, built in a few seconds even at 100k chunks.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -77,6 +78,8 @@ class BM25Index:
     def build(cls, ids: Sequence[str], texts: Sequence[str]) -> BM25Index:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
+
         retriever = bm25s.BM25()
         corpus = [tokenize(t) for t in texts]
         if corpus:
@@ -92,6 +95,8 @@ class BM25Index:
     @classmethod
     def load(cls, path: Path) -> BM25Index:
         import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
 
         ids = json.loads((path / "ids.json").read_text(encoding="utf-8"))
         retriever = bm25s.BM25.load(str(path), mmap=True, show_progress=False) if ids else None
