@@ -1,4 +1,4 @@
-"""`llmworks chat [MODEL]` and `llmworks generate [MODEL] PROMPT`."""
+"""`llmworks chat [MODEL]`, `llmworks generate [MODEL] PROMPT` and `llmworks models check [MODEL]`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from llmworks.client import RequestFailed
+from llmworks.console import make_console
 from llmworks.errors import UserError
 
 Engine_ = Annotated[
@@ -122,3 +123,35 @@ def _client(model, engine, ctx):  # type: ignore[no-untyped-def]
     from llmworks.client import make_client
 
     return make_client(model, engine=engine, n_ctx=ctx)
+
+
+def models_check(
+    model: str | None = typer.Argument(
+        None, help="Registry name, .gguf, HF dir (default: the embedded model)."
+    ),
+    engine: str | None = typer.Option(
+        None, "--engine", help="llamacpp | transformers (default: by model kind)."
+    ),
+    max_tokens: int = typer.Option(
+        128, "--max-tokens", help="Greedy answers must stop before this many tokens."
+    ),
+) -> None:
+    """Check the chat template against the stop tokens: does the model end its turns? Exit 1 on a mismatch."""
+    from llmworks.chat.check import check_model
+    from llmworks.engines import load_engine
+
+    console = make_console(width=200)
+    with load_engine(model, engine) as eng:
+        console.print(f"Checking {eng.name} ({type(eng).__name__}) ...")
+        report = check_model(eng, max_tokens=max_tokens)
+    style = {"ok": "green", "warn": "yellow", "FAIL": "red"}
+    for f in report.findings:
+        console.print(f"[{style[f.label]}]{f.label:4}[/] {f.what}", highlight=False)
+        if not f.ok and f.fix:
+            console.print(f"     fix: {f.fix}", highlight=False)
+    bad = sum(not f.ok for f in report.findings)
+    warned = sum(f.warning for f in report.findings)
+    note = f" ({warned} warning(s))" if warned else ""
+    console.print(f"[green]consistent[/green]{note}" if report.ok else f"[red]{bad} problem(s)[/red]{note}")
+    if not report.ok:
+        raise typer.Exit(1)

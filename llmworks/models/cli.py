@@ -1,6 +1,7 @@
 """`llmworks models ...`: list the registry, inspect a model, estimate its memory.
 
-Each command is a plain function on `app`; add new ones (e.g. `check`) at the end of the file.
+Each command is a plain function on `app`. `models check` runs a model, so it lives above the engines, in
+`llmworks/chat/cli.py`, and the root CLI adds it to this group.
 Heavy libraries (gguf, huggingface_hub) are imported inside the commands.
 """
 
@@ -189,36 +190,3 @@ def estimate(
     console.print(table)
     for note in est.notes:
         console.print(f"- {note}")
-
-
-@app.command()
-def check(
-    model: str | None = typer.Argument(
-        None, help="Registry name, .gguf, HF dir (default: the embedded model)."
-    ),
-    engine: str | None = typer.Option(
-        None, "--engine", help="llamacpp | transformers (default: by model kind)."
-    ),
-    max_tokens: int = typer.Option(
-        128, "--max-tokens", help="Greedy answers must stop before this many tokens."
-    ),
-) -> None:
-    """Check the chat template against the stop tokens: does the model end its turns? Exit 1 on a mismatch."""
-    from llmworks.chat.check import check_model
-    from llmworks.engines import load_engine
-
-    console = _console()
-    with load_engine(model, engine) as eng:
-        console.print(f"Checking {eng.name} ({type(eng).__name__}) ...")
-        report = check_model(eng, max_tokens=max_tokens)
-    style = {"ok": "green", "warn": "yellow", "FAIL": "red"}
-    for f in report.findings:
-        console.print(f"[{style[f.label]}]{f.label:4}[/] {f.what}", highlight=False)
-        if not f.ok and f.fix:
-            console.print(f"     fix: {f.fix}", highlight=False)
-    bad = sum(not f.ok for f in report.findings)
-    warned = sum(f.warning for f in report.findings)
-    note = f" ({warned} warning(s))" if warned else ""
-    console.print(f"[green]consistent[/green]{note}" if report.ok else f"[red]{bad} problem(s)[/red]{note}")
-    if not report.ok:
-        raise typer.Exit(1)
