@@ -1,18 +1,15 @@
 import json
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from data_testing import read_jsonl, write_jsonl
 
 from llmworks.data.annotate.server import create_app
-from llmworks.local_server import free_port
 from llmworks.testing.browser import launch_chromium
+from llmworks.testing.server import serving
 
 RECORDS = [
     {"prompt": "Name a primary color.", "responses": ["Blue.", "Potato.", "Red is one."]},
@@ -26,19 +23,8 @@ RECORDS = [
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     src = write_jsonl(tmp_path / "items.jsonl", RECORDS)
     out = tmp_path / "ann"
-    port = free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(src, out), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}/", out
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(src, out)) as url:
+        yield url + "/", out
 
 
 def _call(url: str, body: dict | None = None) -> tuple[int, dict]:

@@ -7,8 +7,6 @@ shipped config on the embedded model."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,15 +14,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from llmworks.agent.config import AgentConfig
-from llmworks.local_server import free_port
 from llmworks.models.chat_policy import ToolCall
 from llmworks.serve.agents import AgentApp
 from llmworks.serve.app import ServerState, create_app
 from llmworks.testing.fake_client import ScriptedClient
-from llmworks.testing.server import start_server, stop_server
+from llmworks.testing.server import serving, start_server, stop_server
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "agents"
 
@@ -45,20 +41,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cfg = AgentConfig(name="charter", description="Draws charts.", tools=["chart"], examples=False)
     app = AgentApp(cfg, client, work / "files", log_dir=work)
     state = ServerState({}, apps={app.name: app})
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(state), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(url + "/health", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(state)) as url:
+        yield url
 
 
 def test_the_answer_is_content_and_the_steps_a_field(base: str) -> None:

@@ -4,21 +4,17 @@ real openai client; the apps are small ChatApps written for the test."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
-import uvicorn
 
 from llmworks.client.base import GenOptions
 from llmworks.errors import UserError
-from llmworks.local_server import free_port
 from llmworks.serve.app import ServerState, create_app
 from llmworks.serve.apps import AppContext, AppEvent, ChatApp
+from llmworks.testing.server import serving
 
 
 class Echo(ChatApp):
@@ -50,20 +46,8 @@ def base() -> Iterator[str]:
         apps={a.name: a for a in (Echo(), Secret())},
         keys={"all": None, "some": frozenset({"echo:words"})},
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(state), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url + "/health", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(state)) as url:
+        yield url
 
 
 def client(base: str, key: str) -> openai.OpenAI:
