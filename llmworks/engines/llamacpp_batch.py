@@ -22,10 +22,12 @@ import llama_cpp as C
 import numpy as np
 
 from llmworks.engines.types import SamplingParams, SeqRequest, TokenLogprob, shared_prefix
+from llmworks.engines.utf8_guard import Utf8Guard
 from llmworks.errors import PromptTooLong, UserError
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed per sampler
 KEPT_LOGITS = 32  # logits rows a scoring slot keeps for the next request with the same prefix
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama_token_data
 
 
 @dataclass
@@ -45,6 +47,8 @@ class Slot:
     ready: bool = False
     """A scoring request that the cache answered whole: it is output on the next step without a decode."""
     last_used: int = 0
+    utf8_state: int = 0
+    """Where a UTF-8 decoder of the sampled bytes stands (constrained requests; see utf8_guard)."""
 
     @property
     def prefilling(self) -> bool:
@@ -62,6 +66,8 @@ class StepOutput:
     prompt_logprobs: list[TokenLogprob | None] | None = None
     """Set once, with the sequence's first output, when the request asked for prompt log-probabilities:
     one entry per prompt token (None before `prompt_logprobs_from`)."""
+    error: UserError | None = None
+    """The sequence cannot go on (its constraint allows no valid next token); it alone fails."""
 
 
 class LlamaBatchRunner:
@@ -107,6 +113,8 @@ class LlamaBatchRunner:
         self._slots = [Slot(i) for i in range(parallel)]
         self.active: dict[int, Slot] = {}
         self._clock = itertools.count(1)
+        self._guard: Utf8Guard | None = None  # built on the first constrained request
+        self._candidates = np.zeros(0, dtype=_TOKEN_DATA)
 
     # -- admission --
 
@@ -146,7 +154,7 @@ class LlamaBatchRunner:
             C.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
             keep, slot.logits = 0, {}
         slot.cached = slot.cached[:keep]
-        slot.request, slot.sampler = req, sampler
+        slot.request, slot.sampler, slot.utf8_state = req, sampler, 0
         slot.pending = list(prompt[keep:end])
         # prompt_scores[i] is the log-probability of prompt token i; none before `start` (nor for token 0).
         slot.prompt_scores = [None] * (keep + 1) if start is not None else []
@@ -237,7 +245,14 @@ class LlamaBatchRunner:
                 continue
             last = first + take - 1
             assert slot.sampler is not None
-            tok = C.llama_sampler_sample(slot.sampler, self._ctx, last)
+            if req.params.grammar is None:
+                tok = C.llama_sampler_sample(slot.sampler, self._ctx, last)
+            else:
+                try:
+                    tok = self._sample_valid_utf8(slot, last)
+                except UserError as e:
+                    outputs.append(StepOutput(slot, None, error=e))
+                    continue
             slot.pending = [tok]
             out = StepOutput(slot, tok, prompt_logprobs=scores)
             if req.params.logprobs is not None:
@@ -299,6 +314,40 @@ class LlamaBatchRunner:
             seed = RANDOM_SEED if params.seed is None else params.seed & 0xFFFFFFFF
             add(C.llama_sampler_init_dist(seed))
         return chain
+
+    def _sample_valid_utf8(self, slot: Slot, index: int) -> int:
+        """`llama_sampler_sample` (apply the chain, take its pick, accept it) over logits in which the
+        tokens that would break UTF-8 are masked first."""
+        if self._guard is None:
+            self._guard = Utf8Guard([self._piece(t) for t in range(self.n_vocab)])
+            self._candidates = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
+            self._candidates["id"] = np.arange(self.n_vocab)
+        logits = np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, index), shape=(self.n_vocab,))
+        cand = self._candidates
+        cand["logit"] = np.where(self._guard.allowed[slot.utf8_state], logits, -np.inf)
+        cand["p"] = 0.0
+        cur = C.llama_token_data_array(
+            data=cand.ctypes.data_as(C.llama_token_data_p), size=self.n_vocab, selected=-1, sorted=False
+        )
+        assert slot.sampler is not None
+        C.llama_sampler_apply(slot.sampler, ctypes.byref(cur))
+        picked = cur.data[cur.selected]
+        if picked.logit == -np.inf:  # accepting a token the grammar rejected would abort the process
+            raise UserError(
+                "the output constraint allows no valid UTF-8 text at this point.",
+                "Check the grammar's character ranges (surrogates and overlong forms are not text).",
+            )
+        tok = int(picked.id)
+        C.llama_sampler_accept(slot.sampler, tok)
+        cand["id"] = np.arange(self.n_vocab)  # samplers sort the array in place
+        slot.utf8_state = int(self._guard.next_state[slot.utf8_state, tok])
+        return tok
+
+    def _piece(self, token: int) -> bytes:
+        """The token's bytes as it adds them to text (empty for control tokens)."""
+        buf = ctypes.create_string_buffer(256)
+        n = C.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        return buf.raw[: max(n, 0)]
 
     def _logits_at(self, index: int) -> np.ndarray:
         """The raw logits (before temperature and penalties) at a batch position, copied."""

@@ -301,6 +301,10 @@ class BatchScheduler(Scheduler):
 
     def _deliver(self, out: StepOutput) -> None:
         req, proc = self.active[out.slot.seq_id]
+        if out.error is not None:
+            self._fail(req, out.error, "sampling")
+            self._finish(out.slot.seq_id)
+            return
         if out.token is None or proc is None:  # a scoring request: its prompt is read, it is done
             req.emit(Event(Delta("", [], "stop"), out.prompt_logprobs))
             self._finish(out.slot.seq_id)

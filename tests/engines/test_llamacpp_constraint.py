@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from llmworks.engines import load_engine
+from llmworks.engines.types import Grammar, SamplingParams
+from llmworks.engines.utf8_guard import Utf8Guard, advance
+from llmworks.errors import UserError
 from llmworks.models.chat_policy import OutputConstraint
 
 
@@ -19,3 +24,48 @@ def test_json_strings_exclude_control_characters(tiny_gguf: Path) -> None:
     assert r"\x00-\x1F" in char and r"\x7F" in char
     json.loads('{"s": "a\\nb"}')  # the escaped form stays allowed: "\\" then n
     assert '"\\\\" (["\\\\/bfnrt]' in char
+
+
+def test_constrained_output_stays_valid_utf8(tiny_gguf: Path) -> None:
+    """U+D000-U+DFFF is Hangul up to U+D7FF, then surrogates (ED A0-BF ..: not text). llama.cpp's grammar
+    counts either as one character, so random weights picking byte tokens wrote surrogates (11 of 20 seeds
+    before the guard); each of those decodes to three replacement characters, which is how a maxLength
+    string broke its schema on CI."""
+    grammar = Grammar('root ::= [\\uD000-\\uDFFF]{6} "."\n')
+    with load_engine(tiny_gguf, n_ctx=256) as engine:
+        for seed in range(20):
+            params = SamplingParams(max_tokens=40, temperature=1.0, seed=seed, grammar=grammar)
+            text, _ = engine.complete("Name:", params)
+            assert len(text) == 7 and "\ufffd" not in text, (seed, text)
+        only_surrogates = Grammar('root ::= [\\uD800-\\uDFFF] "."\n')
+        with pytest.raises(UserError, match="no valid UTF-8"):
+            engine.complete("Name:", SamplingParams(max_tokens=8, grammar=only_surrogates))
+        assert engine.complete("Name:", SamplingParams(max_tokens=8, grammar=grammar))[0]  # still serving
+
+
+def test_utf8_guard_agrees_with_pythons_decoder() -> None:
+    """The guard lets a 1-3 byte string through exactly when some continuation bytes complete it to text
+    that Python decodes strictly."""
+    import itertools
+
+    def completes(piece: bytes) -> bool:
+        for tail in (bytes([c]) * k for k in range(4) for c in (0x80, 0x90, 0xA0)):
+            try:
+                (piece + tail).decode("utf-8")
+                return True
+            except UnicodeDecodeError:
+                pass
+        return False
+
+    samples = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xE1, 0xED]
+    samples += [0xEE, 0xF0, 0xF1, 0xF4, 0xF5, 0xFF]
+    for n in (1, 2, 3):
+        for piece in map(bytes, itertools.product(samples, repeat=n)):
+            assert (advance(0, piece) is not None) == completes(piece), piece
+    guard = Utf8Guard([b"a", "中".encode()[:1], "中".encode()[1:], b"\xa0", b""])
+    assert guard.allowed[0].tolist() == [True, True, False, False, True]
+    after_lead = guard.next_state[0, 1]
+    assert guard.allowed[after_lead].tolist() == [False, False, True, True, False]
+    assert guard.next_state[after_lead, 2] == 0
+    surrogate_lead = advance(0, b"\xed")
+    assert surrogate_lead is not None and not guard.allowed[surrogate_lead, 3]  # ED A0: a surrogate
