@@ -219,7 +219,15 @@ def create_app(state: ServerState) -> FastAPI:
     return app
 
 
-ROUTES = ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+ROUTES = (
+    "/v1/models",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/agent-builder/options",
+    "/v1/agent-builder/yaml",
+    "/v1/agent-builder/preview",
+)
 """Metric labels: a known route, or "other" (a scan of random paths must not create new series)."""
 
 

@@ -29,6 +29,7 @@ def serve(
     embedding_model: Annotated[str | None, option(ServeConfig, "embedding_model")] = None,
     log_level: Annotated[str | None, option(ServeConfig, "log_level")] = None,
     agent: Annotated[list[str] | None, option(ServeConfig, "agents", "--agent")] = None,
+    agent_builder: Annotated[bool | None, option(ServeConfig, "agent_builder", "--agent-builder")] = None,
     kb: Annotated[list[str] | None, option(ServeConfig, "kb")] = None,
     kb_dir: Annotated[str | None, option(ServeConfig, "kb_dir")] = None,
     rag_access: Annotated[str | None, option(ServeConfig, "rag_access")] = None,
@@ -49,7 +50,7 @@ def serve(
         ServeConfig, config, args, "models",
         engine=engine, host=host, port=port, lora=lora, api_key=api_key, max_queue=max_queue,
         parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level, agents=agent,
-        kb=kb, kb_dir=kb_dir, rag_access=rag_access, rag_config=rag_config,
+        agent_builder=agent_builder, kb=kb, kb_dir=kb_dir, rag_access=rag_access, rag_config=rag_config,
     )  # fmt: skip
     if cfg.api_key is None and os.environ.get("LLMWORKS_API_KEY"):
         cfg.api_key = os.environ["LLMWORKS_API_KEY"]
@@ -79,6 +80,10 @@ def serve(
     if cfg.kb:
         _add_knowledge_bases(state, cfg)
     app = create_app(state)
+    if cfg.agent_builder:
+        from llmworks.serve.builder import install_builder
+
+        install_builder(app, state, cfg.kb_dir)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,6 +99,8 @@ def serve(
         console.print(f"  apps:            {', '.join(state.apps)}")
     console.print(f"  OpenAI base URL: {base}/v1")
     console.print(f"  web chat:        {base}/")
+    if cfg.agent_builder:
+        console.print(f"  agent builder:   {base}/builder")
     console.print(f"  embeddings:      {state.embedder.name if state.embedder else 'none'}")
     if key:
         console.print("  API key required (Authorization: Bearer ...)")

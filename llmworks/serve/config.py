@@ -48,6 +48,8 @@ class ServeConfig(StageConfig):
     """debug | info (a line per request) | warning | error."""
     agents: list[str] = Field(default_factory=list)
     """Agent configs (YAML) to serve as the models agent:NAME, on the first model unless they name one."""
+    agent_builder: bool = False
+    """Serve the agent builder page at /builder: edit an agent config, try it live, save its YAML."""
     kb: list[str] = Field(default_factory=list)
     """Knowledge bases served as models `rag:NAME` (repeatable; ALIAS=NAME+NAME serves several as one),
     answered by the first model."""
@@ -91,7 +93,7 @@ class ServeConfig(StageConfig):
             name, sep, path = spec.partition("=")
             if not (sep and name and path):
                 errors.append(f"lora={spec!r} (write NAME=PATH, e.g. sql=runs/sql-lora)")
-        if self.engine == "vllm" and self.agents:
+        if self.engine == "vllm" and (self.agents or self.agent_builder):
             errors.append("engine=vllm serves no agents (serve them from llmworks serve on another engine)")
         if self.engine == "vllm":
             fields = type(self).model_fields
