@@ -80,12 +80,14 @@ def main() -> None:
     console.print("[bold]the fine-tuning target and the general-ability guard, base → tuned:[/bold]")
     print_comparison(report.parent / "compare.json", console, ["sentiment", "general-smoke"])
     rag_step(console)
+    agent_step(console)
     console.rule("done")
     console.print(f"Evaluation comparison report: {report}")
     console.print(
-        "What to expect of a 135M model: short factual questions asked plainly (step 3, 5) and a new name and "
-        "task learned from a few hundred examples (steps 8-10); not arithmetic, open questions (it rambles) "
-        "or, reliably, a code word across turns (step 8).",
+        "What to expect of a 135M model: short factual questions asked plainly (step 3, 5), a new name and "
+        "task learned from a few hundred examples (steps 8-10), and tool calls that follow a worked example "
+        "(step 12); not arithmetic, open questions (it rambles), code of its own (step 12) or, reliably, a "
+        "code word across turns (step 8).",
         highlight=False,
     )
 
@@ -190,6 +192,13 @@ def rag_step(console: Console) -> None:
     report = rag_demo(OUT / "rag", console)
     if report:
         console.print(f"RAG evaluation report: {report}")
+
+
+def agent_step(console: Console) -> None:
+    from llmworks.agent.demo import agent_demo
+
+    console.rule("12. An agent (configs/agents/doc-helper.yaml): one answer from the manual, one from python")
+    agent_demo(OUT / "agent", console)
 
 
 def _write(text: str) -> None:
