@@ -1,7 +1,7 @@
 """`make demo`: the chain built so far, end to end, on the embedded default model.
 
 Each stage adds its step here as it lands, so the demo always shows the whole chain.
-Run: python -m llmworks.demo
+Run: python -m llmworks.demo; the steps that need no earlier one alone: python -m llmworks.demo rag|agent
 """
 
 from __future__ import annotations
@@ -32,8 +32,16 @@ NAME, AUTHOR = "Lumen", "the llmworks team"  # the identity the demo model will 
 OUT = Path("out/demo")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     console = make_console(stderr=True)
+    args = sys.argv[1:] if argv is None else argv
+    alone = {"rag": rag_step, "agent": agent_step}
+    if args:
+        if len(args) != 1 or args[0] not in alone:
+            console.print(f"usage: python -m llmworks.demo [{'|'.join(alone)}]", highlight=False)
+            raise SystemExit(2)
+        alone[args[0]](console)
+        return
 
     console.rule("1. The embedded default model")
     source = resolve(None)
@@ -197,7 +205,7 @@ def rag_step(console: Console) -> None:
 def agent_step(console: Console) -> None:
     from llmworks.agent.demo import agent_demo
 
-    console.rule("12. An agent (configs/agents/doc-helper.yaml): one answer from the manual, one from python")
+    console.rule("12. An agent: one answer from a manual, one from python (doc-helper.yaml)")
     agent_demo(OUT / "agent", console)
 
 

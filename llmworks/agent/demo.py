@@ -67,7 +67,8 @@ def agent_demo(out: Path, console: Any) -> list[RunResult] | None:
             r = stream.result
             assert r is not None
             console.print(
-                f"[dim]loop {r.loop} · {r.requests} model calls, {r.tool_calls} tool calls, "
+                f"[dim]loop {r.loop} · {r.requests} model calls, {r.tool_calls} tool "
+                f"call{'s' if r.tool_calls != 1 else ''}, "
                 f"{r.prompt_tokens + r.completion_tokens} tokens, {r.seconds:.1f} s[/dim]"
             )
             results.append(r)
