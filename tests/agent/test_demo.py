@@ -30,3 +30,11 @@ def test_agent_demo_answers_right_through_its_tools(tmp_path: Path) -> None:
     assert "Where the 135M model is weak" in text
     lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
     assert [json.loads(line)["meta"]["loop"] for line in lines] == ["tools", "plan"]
+
+
+def test_the_demo_runs_one_independent_step_or_says_how() -> None:
+    from llmworks.demo import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["sft"])  # needs the data step before it: not runnable alone
+    assert e.value.code == 2
