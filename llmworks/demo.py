@@ -1,7 +1,7 @@
 """`make demo`: the chain built so far, end to end, on the embedded default model.
 
 Each stage adds its step here as it lands, so the demo always shows the whole chain.
-Run: python -m llmworks.demo
+Run: python -m llmworks.demo; the steps that need no earlier one alone: python -m llmworks.demo rag|agent
 """
 
 from __future__ import annotations
@@ -32,8 +32,16 @@ NAME, AUTHOR = "Lumen", "the llmworks team"  # the identity the demo model will 
 OUT = Path("out/demo")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     console = make_console(stderr=True)
+    args = sys.argv[1:] if argv is None else argv
+    alone = {"rag": rag_step, "agent": agent_step}
+    if args:
+        if len(args) != 1 or args[0] not in alone:
+            console.print(f"usage: python -m llmworks.demo [{'|'.join(alone)}]", highlight=False)
+            raise SystemExit(2)
+        alone[args[0]](console)
+        return
 
     console.rule("1. The embedded default model")
     source = resolve(None)
@@ -80,12 +88,14 @@ def main() -> None:
     console.print("[bold]the fine-tuning target and the general-ability guard, base → tuned:[/bold]")
     print_comparison(report.parent / "compare.json", console, ["sentiment", "general-smoke"])
     rag_step(console)
+    agent_step(console)
     console.rule("done")
     console.print(f"Evaluation comparison report: {report}")
     console.print(
-        "What to expect of a 135M model: short factual questions asked plainly (step 3, 5) and a new name and "
-        "task learned from a few hundred examples (steps 8-10); not arithmetic, open questions (it rambles) "
-        "or, reliably, a code word across turns (step 8).",
+        "What to expect of a 135M model: short factual questions asked plainly (step 3, 5), a new name and "
+        "task learned from a few hundred examples (steps 8-10), and tool calls that follow a worked example "
+        "(step 12); not arithmetic, open questions (it rambles), code of its own (step 12) or, reliably, a "
+        "code word across turns (step 8).",
         highlight=False,
     )
 
@@ -190,6 +200,13 @@ def rag_step(console: Console) -> None:
     report = rag_demo(OUT / "rag", console)
     if report:
         console.print(f"RAG evaluation report: {report}")
+
+
+def agent_step(console: Console) -> None:
+    from llmworks.agent.demo import agent_demo
+
+    console.rule("12. An agent: one answer from a manual, one from python (doc-helper.yaml)")
+    agent_demo(OUT / "agent", console)
 
 
 def _write(text: str) -> None:

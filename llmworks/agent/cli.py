@@ -5,7 +5,7 @@
     llmworks agent chat configs/agents/doc-helper.yaml
     llmworks agent search --kb configs/agents/manual "Compare the two encoders and say which is faster" -o out/s
     llmworks agent tools
-    llmworks agent roleplay configs/agents/teacher.yaml configs/agents/student.yaml --task "..."
+    llmworks agent roleplay configs/agents/instructor.yaml configs/agents/calc-helper.yaml --task "..."
 
 Positional arguments are an optional CONFIG.yaml then the task; `key=value` words override config keys.
 Every run appends its trajectory to OUT/trajectories.jsonl (messages + tool_calls, for `llmworks train`).
@@ -207,6 +207,10 @@ def roleplay(
 
     if len(configs) != 2:
         raise typer.BadParameter("give exactly two agent configs: the instructor, then the solver")
+    if turns < 1:
+        raise typer.BadParameter("--turns must be at least 1")
+    if not stop.strip():
+        raise typer.BadParameter("--stop must be a phrase")
     console = make_console(stderr=True)
     a_cfg, b_cfg = (load_agent_config(p) for p in configs)
     out = output or Path("out/agent/roleplay")
@@ -220,7 +224,8 @@ def roleplay(
         )
         path = transcript.save(out / "transcript.jsonl")
         console.print(
-            f"[dim]{len(transcript.turns)} turns, ended by {transcript.ended}; transcript: {path}[/dim]"
+            f"[dim]{len(transcript.turns)} turns, ended by the {transcript.ended}; transcript: {path} "
+            f"(and {path.with_suffix('.md').name})[/dim]"
         )
     finally:
         a.close()

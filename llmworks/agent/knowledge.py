@@ -115,7 +115,14 @@ _STOP = frozenset(
 
 
 def _terms(text: str) -> list[str]:
-    return [w for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOP]
+    """Words, and the parts of a compound (`default_encoder`, `e-mail`) too: small models write queries
+    in snake_case (the embedded one searched `license_description` and found nothing)."""
+    out = []
+    for m in _WORD.finditer(text):
+        word = m.group(0).lower()
+        parts = re.split(r"[-_.]", word)
+        out += [w for w in ([word, *parts] if len(parts) > 1 else [word]) if w not in _STOP]
+    return out
 
 
 class FolderKB:

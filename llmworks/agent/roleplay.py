@@ -36,12 +36,35 @@ class Transcript:
     """"stop phrase" or "turn limit"."""
 
     def save(self, path: Path) -> Path:
+        """The JSONL at `path` (a head line, then one line per turn) and the same as Markdown next to it
+        (`.md`), each written whole."""
         head = {"task": self.task, "ended": self.ended}
         lines = [json.dumps(head, ensure_ascii=False)] + [
             json.dumps(asdict(t), ensure_ascii=False) for t in self.turns
         ]
         atomic_write(path, "\n".join(lines) + "\n")
+        atomic_write(path.with_suffix(".md"), self.markdown())
         return path
+
+    def markdown(self) -> str:
+        out = [
+            f"# Role-play: {self.task}",
+            "",
+            f"Ended by the {self.ended}, after {len(self.turns)} turns.",
+            "",
+        ]
+        for t in self.turns:
+            out += [f"**{t.speaker}** ({t.role}): {t.text}", ""]
+            for s in t.steps:
+                if s["kind"] == "call":
+                    out.append(
+                        f"- call `{s.get('tool')}` {json.dumps(s.get('arguments'), ensure_ascii=False)}"
+                    )
+                elif s["kind"] == "observation":
+                    out.append(f"- result: {' '.join(str(s.get('text', '')).split())[:300]}")
+            if t.steps and any(s["kind"] in ("call", "observation") for s in t.steps):
+                out.append("")
+        return "\n".join(out)
 
 
 def roleplay(

@@ -43,7 +43,7 @@ def test_shipped_config_runs_on_the_embedded_model(path: Path, client: Client, t
     assert result.answer.strip()
     assert result.malformed == 0  # constrained: every call parsed
     assert result.requests <= cfg.max_steps + 1  # the steps, and at most one forced answer
-    allowed = {t for t in cfg.tools if isinstance(t, str)}
+    allowed = {t for t in cfg.tools if isinstance(t, str)} | {t.name for t in agent.tools}  # incl. sub-agents
     assert {s.tool for s in result.steps if s.kind == "call"} <= allowed
     (line,) = (tmp_path / "trajectories.jsonl").read_text().splitlines()
     example = parse(json.loads(line))

@@ -202,6 +202,8 @@ def test_kb_search_cites_its_sources() -> None:
         and hits[0].heading == "quill pack"
         and "default level is 5" in hits[0].text
     )
+    # a snake_case query (as small models write them) finds the words it joins
+    assert kb.search("license_description", k=1)[0].heading == "Which license does Quill use?"
     text = KBSearch([kb])("error E101")
     assert text.startswith("[1] (troubleshooting.md § Error E101)") and "checksum" in text
     assert isinstance(open_kb("manual", MANUAL.parent), FolderKB)
