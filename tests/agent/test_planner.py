@@ -261,3 +261,18 @@ def test_search_end_to_end_on_the_embedded_model(embedded_gguf: Path, tmp_path: 
     html = (out / "graph.html").read_text()
     assert html.startswith("<!doctype html>") and 'data-node="1"' in html
     assert not re.search(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", html) and "<script" not in html
+
+
+def test_a_planner_config_builds_a_planner_and_is_not_a_tool_loop(kb: FolderKB, tmp_path: Path) -> None:
+    from llmworks.agent.config import build_agent, build_planner, load_agent_config
+    from llmworks.errors import UserError
+
+    cfg_path = tmp_path / "searcher.yaml"
+    cfg_path.write_text("name: searcher\nloop: planner\nkbs: [kb/]\nmax_nodes: 3\n")
+    cfg = load_agent_config(cfg_path)
+    planner = build_planner(cfg, TimedClient(json.dumps(FOUR)))
+    assert planner.max_nodes == 3 and [s.name for s in planner.sources] == ["kb"]
+    with pytest.raises(UserError, match="loop: planner, which runs in llmworks serve"):
+        build_agent(cfg, TimedClient(""))
+    with pytest.raises(UserError, match="loop: planner needs kbs"):
+        build_planner(load_agent_config(None, ["loop=planner"]), TimedClient(""))
