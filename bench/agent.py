@@ -247,6 +247,7 @@ def bench_planner(client) -> dict:
         for mode in ("sequential", "parallel"):
             times[mode].append(nodes_seconds(mode == "parallel"))
     par, seq = min(times["parallel"]), min(times["sequential"])
+    ceiling = batch_ceiling(client, planner)
     record = {
         "bench": "agent.planner",
         "nodes": len(PLANNER_NODES),
@@ -254,6 +255,7 @@ def bench_planner(client) -> dict:
         "sequential_s": round(seq, 2),
         "speedup": round(seq / par, 2),
         "runs_s": {k: [round(x, 2) for x in v] for k, v in times.items()},
+        "ceiling": ceiling,
         "client": "make_client(parallel=4)",
     }
     print(
@@ -261,6 +263,38 @@ def bench_planner(client) -> dict:
         file=sys.stderr,
     )
     return record
+
+
+def batch_ceiling(client, planner: Planner) -> dict:
+    """What sharing the batch can give at most on this machine, same client, same run: 4 requests at once
+    vs one after another, for decode alone (64 tokens each, a 5-token prompt) and for prefill alone (the
+    nodes' own prompts, 1 token out). A node is both: its speedup lies between the two."""
+    from llmworks.agent.tools.kb import format_hits, search_all
+
+    prompts = [
+        format_hits(search_all(planner.sources, q, planner.k), 500) + "\n\nQuestion: " + q
+        for q in PLANNER_NODES
+    ]
+
+    def timed(fn, items, parallel: bool) -> float:
+        t = time.perf_counter()
+        if parallel:
+            with ThreadPoolExecutor(len(items)) as pool:
+                list(pool.map(fn, items))
+        else:
+            for x in items:
+                fn(x)
+        return time.perf_counter() - t
+
+    decode = lambda i: client.complete(f"{i}, {i + 1}, {i + 2},", max_tokens=64, temperature=0.0, stop=[])  # noqa: E731
+    prefill = lambda p: client.complete(p, max_tokens=1, temperature=0.0)  # noqa: E731
+    out = {}
+    for name, fn, items in (("decode", decode, [1, 20, 300, 4000]), ("prefill", prefill, prompts)):
+        seq, par = timed(fn, items, False), timed(fn, items, True)
+        out[f"{name}_speedup"] = round(seq / par, 2)
+        out[f"{name}_s"] = {"sequential": round(seq, 2), "parallel": round(par, 2)}
+    out["prompt_tokens_per_node"] = round(statistics.mean(len(client.tokenize(p)) for p in prompts))
+    return out
 
 
 # -- the sandbox --

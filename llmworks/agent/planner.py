@@ -26,7 +26,16 @@ from llmworks.agent.tools.kb import format_hits, search_all
 from llmworks.client.base import Client
 from llmworks.errors import UserError
 
-__all__ = ["GraphError", "Node", "PlanResult", "Planner", "cited_sources", "graph_schema", "validate_graph"]
+__all__ = [
+    "GraphError",
+    "Node",
+    "PlanResult",
+    "Planner",
+    "cited_sources",
+    "graph_grammar_schema",
+    "graph_schema",
+    "validate_graph",
+]
 
 
 @dataclass
@@ -68,6 +77,8 @@ class PlanResult:
     seconds: float = 0.0
     plan_seconds: float = 0.0
     nodes_seconds: float = 0.0
+    plan_reply: str = ""
+    """The planner's reply as the model wrote it ("" for a given graph)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +89,7 @@ class PlanResult:
             "seconds": round(self.seconds, 3),
             "plan_seconds": round(self.plan_seconds, 3),
             "nodes_seconds": round(self.nodes_seconds, 3),
+            "plan_reply": self.plan_reply,
         }
 
 
@@ -108,13 +120,48 @@ def graph_schema(max_nodes: int = 4) -> dict[str, Any]:
     }
 
 
+def graph_grammar_schema(max_nodes: int = 4) -> dict[str, Any]:
+    """What the model is constrained to: the graphs of `graph_schema`, spelled out by position (node i has
+    id i and may depend only on 1..i-1), so the grammar cannot write a forward dependency or a cycle (the
+    embedded model wrote node 1 depending on [1, 2] under the looser schema)."""
+
+    def node(i: int) -> dict[str, Any]:
+        deps: dict[str, Any] = (
+            {"type": "array", "items": {"enum": list(range(1, i))}, "maxItems": min(3, i - 1)}
+            if i > 1
+            else {"const": []}
+        )
+        return {
+            "type": "object",
+            "properties": {
+                "id": {"const": i},
+                "question": {"type": "string", "minLength": 8, "maxLength": 120},
+                "depends_on": deps,
+            },
+            "required": ["id", "question", "depends_on"],
+            "additionalProperties": False,
+        }
+
+    tuples = [
+        {"type": "array", "prefixItems": [node(i) for i in range(1, n + 1)], "items": False}
+        for n in range(1, max_nodes + 1)
+    ]
+    return {
+        "type": "object",
+        "properties": {"nodes": {"anyOf": tuples}},
+        "required": ["nodes"],
+        "additionalProperties": False,
+    }
+
+
 class GraphError(ValueError):
     """A planned graph that is not valid: why, in words."""
 
 
 def validate_graph(obj: Any, max_nodes: int = 4) -> list[Node]:
     """The nodes of a planned graph, or GraphError: the schema, ids 1..n in order, dependencies only on
-    earlier nodes (no cycles, no forward or self references), no repeated sub-question."""
+    earlier nodes (no cycles, no forward or self references). A repeated sub-question is merged into its
+    first occurrence (the embedded model repeats itself), and the nodes are numbered again."""
     import jsonschema
 
     try:
@@ -122,8 +169,9 @@ def validate_graph(obj: Any, max_nodes: int = 4) -> list[Node]:
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "graph"
         raise GraphError(f"{where}: {e.message}") from None
-    nodes: list[Node] = []
+    kept: list[tuple[int, str, list[int]]] = []
     seen: dict[str, int] = {}
+    same: dict[int, int] = {}
     for i, raw in enumerate(obj["nodes"], 1):
         if raw["id"] != i:
             raise GraphError(f"node {i} has id {raw['id']} (ids are 1, 2, ... in order)")
@@ -133,10 +181,12 @@ def validate_graph(obj: Any, max_nodes: int = 4) -> list[Node]:
         q = " ".join(raw["question"].split())
         key = q.lower().rstrip("?. ")
         if key in seen:
-            raise GraphError(f"node {i} repeats node {seen[key]}")
-        seen[key] = i
-        nodes.append(Node(i, q, sorted(set(raw["depends_on"]))))
-    return nodes
+            same[i] = seen[key]
+            continue
+        seen[key] = same[i] = i
+        kept.append((i, q, raw["depends_on"]))
+    number = {old: new for new, (old, _, _) in enumerate(kept, 1)}
+    return [Node(number[i], q, sorted({number[same[d]] for d in deps} - {number[i]})) for i, q, deps in kept]
 
 
 PLAN_PROMPT = (
@@ -214,14 +264,14 @@ class Planner:
 
     # -- the three stages --
 
-    def plan(self, question: str) -> tuple[list[Node], str | None]:
-        """The graph for `question`, and why the model's plan was not used (None: it was). A plan that is
-        not a valid graph becomes one node, the question itself, so a run always finishes."""
+    def plan(self, question: str) -> tuple[list[Node], str | None, str]:
+        """The graph for `question`, why the model's plan was not used (None: it was), and the model's
+        reply. A plan that is not a valid graph becomes one node, the question itself, so a run finishes."""
         options: dict[str, Any] = {"max_tokens": 48 * self.max_nodes + 32}
         if self.constrain:
             options["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "graph", "schema": graph_schema(self.max_nodes)},
+                "json_schema": {"name": "graph", "schema": graph_grammar_schema(self.max_nodes)},
             }
         # The planner reads the best passages' first lines, so its sub-questions can name what the question
         # only points at ("the two encoders" -> Brisk and Dense).
@@ -237,16 +287,17 @@ class Planner:
             },
         ]
         r = self.client.chat(messages, temperature=self.temperature, seed=self.seed, **options)
+        reply = r.content or ""
         try:
-            nodes = validate_graph(json.loads(r.content or ""), self.max_nodes)
+            nodes = validate_graph(json.loads(reply), self.max_nodes)
         except json.JSONDecodeError as e:
-            return [Node(1, question)], f"the plan is not JSON ({e.msg})"
+            return [Node(1, question)], f"the plan is not JSON ({e.msg})", reply
         except GraphError as e:
-            return [Node(1, question)], str(e)
+            return [Node(1, question)], str(e), reply
         copied = {x["question"].lower() for x in ex_graph["nodes"]} & {x.question.lower() for x in nodes}
         if copied:
-            return [Node(1, question)], "the plan copies the example's sub-questions"
-        return nodes, None
+            return [Node(1, question)], "the plan copies the example's sub-questions", reply
+        return nodes, None, reply
 
     def answer_node(self, node: Node, done: dict[int, Node]) -> None:
         started = time.monotonic()
@@ -287,6 +338,8 @@ class PlannerRun:
         self.planner = planner
         self.question = question
         self.result: PlanResult | None = None
+        self.plan_reply = ""
+        """The model's plan, as it wrote it (for the record: result.json)."""
         self._steps = self._generate(parallel, nodes)
 
     def __iter__(self) -> Iterator[Step]:
@@ -299,7 +352,7 @@ class PlannerRun:
             steps.append(step)
             return step
 
-        nodes, rejected = (given, None) if given is not None else p.plan(self.question)
+        nodes, rejected, self.plan_reply = (given, None, "") if given is not None else p.plan(self.question)
         plan_seconds = time.monotonic() - started
         if rejected:
             yield emit(Step("notice", f"the plan was not a usable graph ({rejected}): one node instead"))
@@ -340,6 +393,7 @@ class PlannerRun:
             time.monotonic() - started,
             plan_seconds,
             nodes_seconds,
+            self.plan_reply,
         )
 
 
