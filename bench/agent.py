@@ -11,8 +11,10 @@ Prints JSON lines (and a table on stderr):
   that need no tool, two-step tasks), malformed actions per model request, mean model requests and tokens
   per task, success and failure kinds per task kind. Every task gets the same tools (calculator, python,
   kb_search over configs/agents/manual), temperature 0, seed 0.
-- `agent.planner`: a fixed 4-node graph (independent sub-questions over the manual) run with its nodes in
-  parallel vs one after another, same run, same client (`make_client(parallel=4)`): the ratio.
+- `agent.planner`, one line per --constrain: a fixed 4-node graph (independent sub-questions over the
+  manual) run with its nodes in parallel vs one after another, same run, same client
+  (`make_client(parallel=4)`): the ratio; and the batch's ceiling on this machine (decode alone, prefill
+  alone: 4 requests at once vs one after another).
 - `agent.sandbox`: python-tool call latency, a new interpreter (cold) and a running one (warm), against
   plain `python -I -c pass` in the same run; and the escape attempts that were stopped.
 """
@@ -77,7 +79,8 @@ def main() -> None:
     if "tasks" in only or "planner" in only:
         client = make_client(parallel=4, **({"n_threads": args.threads} if args.threads else {}))
         if "planner" in only:
-            emit(bench_planner(client))
+            for c in args.constrain.split(","):
+                emit(bench_planner(client, c == "on", ceiling=c == args.constrain.split(",")[-1]))
         if "tasks" in only:
             tasks = load_tasks(args.kinds, args.limit)
             for loop in args.loops.split(","):
@@ -219,8 +222,9 @@ PLANNER_NODES = [
 ]
 
 
-def bench_planner(client) -> dict:
-    planner = Planner(client, [FolderKB(MANUAL)], max_nodes=4)
+def bench_planner(client, constrain: bool = True, ceiling: bool = True) -> dict:
+    """`constrain`: node answers under the answer schema (a grammar), as `agent search` runs them."""
+    planner = Planner(client, [FolderKB(MANUAL)], max_nodes=4, constrain=constrain)
     question = "Compare the two encoders and say which is faster."
 
     def graph() -> list[Node]:
@@ -247,7 +251,7 @@ def bench_planner(client) -> dict:
         for mode in ("sequential", "parallel"):
             times[mode].append(nodes_seconds(mode == "parallel"))
     par, seq = min(times["parallel"]), min(times["sequential"])
-    ceiling = batch_ceiling(client, planner)
+    limits = batch_ceiling(client, planner) if ceiling else None
     record = {
         "bench": "agent.planner",
         "nodes": len(PLANNER_NODES),
@@ -255,11 +259,12 @@ def bench_planner(client) -> dict:
         "sequential_s": round(seq, 2),
         "speedup": round(seq / par, 2),
         "runs_s": {k: [round(x, 2) for x in v] for k, v in times.items()},
-        "ceiling": ceiling,
+        "constrain": constrain,
+        "ceiling": limits,
         "client": "make_client(parallel=4)",
     }
     print(
-        f"planner: 4 nodes in parallel {par:.2f} s, one after another {seq:.2f} s: {seq / par:.2f}x",
+        f"planner (constrain {constrain}): 4 nodes in parallel {par:.2f} s, one after another {seq:.2f} s: {seq / par:.2f}x",
         file=sys.stderr,
     )
     return record

@@ -315,3 +315,24 @@ def test_a_planner_config_builds_a_planner_and_is_not_a_tool_loop(kb: FolderKB, 
         build_agent(cfg, TimedClient(""))
     with pytest.raises(UserError, match="loop: planner needs kbs"):
         build_planner(load_agent_config(None, ["loop=planner"]), TimedClient(""))
+
+
+@pytest.mark.slow
+def test_nodes_share_the_batch_of_one_real_client(embedded_gguf: Path, kb: FolderKB) -> None:
+    """What TimedClient assumes, on the embedded model: two independent nodes through one client with two
+    slots are in flight at the same time, and each gets the answer and sources it gets when run alone.
+    Whether that is faster is bench/agent.py's measure (on 2 busy cores it may not be)."""
+    from llmworks.client import make_client
+
+    def graph() -> list[Node]:
+        return [Node(1, "How fast is the Brisk encoder?"), Node(2, "How fast is the Dense encoder?")]
+
+    with make_client(str(embedded_gguf), parallel=2) as client:
+        planner = Planner(client, [kb], k=1, node_tokens=48, answer_tokens=16, constrain=False)
+        planner.run("Compare", nodes=graph())  # warm-up: the prompts' shared prefix is cached for both runs
+        seq = planner.run("Compare", parallel=False, nodes=graph())
+        par = planner.run("Compare", parallel=True, nodes=graph())
+    a, b = sorted(par.nodes, key=lambda n: n.started)
+    assert b.started < a.started + a.seconds
+    assert [n.sources[0].heading for n in par.nodes] == ["Brisk encoder", "Dense encoder"]
+    assert [n.answer for n in par.nodes] == [n.answer for n in seq.nodes]  # greedy: the same either way
