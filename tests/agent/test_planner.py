@@ -336,3 +336,17 @@ def test_nodes_share_the_batch_of_one_real_client(embedded_gguf: Path, kb: Folde
     assert b.started < a.started + a.seconds
     assert [n.sources[0].heading for n in par.nodes] == ["Brisk encoder", "Dense encoder"]
     assert [n.answer for n in par.nodes] == [n.answer for n in seq.nodes]  # greedy: the same either way
+
+
+def test_the_graph_html_draws_every_node_and_edge_and_escapes_text(kb: FolderKB) -> None:
+    from llmworks.agent.graph_html import graph_html
+
+    tricky = graph(
+        ("What is <b>Brisk</b>?", []), ("How fast is the Dense encoder?", []), ("Which is faster?", [1, 2])
+    )
+    result = Planner(TimedClient(json.dumps(tricky)), [kb]).run("Compare & contrast")
+    html = graph_html(result)
+    assert [f'data-node="{i}"' in html for i in (1, 2, 3)] == [True] * 3
+    assert html.count('class="edge"') == 2 and "<b>Brisk</b>" not in html and "&lt;b&gt;Brisk" in html
+    assert "Compare &amp; contrast" in html and "3 sub-questions" in html
+    assert "<script" not in html and "http" not in html.replace("http://www.w3.org", "")
