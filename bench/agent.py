@@ -11,8 +11,10 @@ Prints JSON lines (and a table on stderr):
   that need no tool, two-step tasks), malformed actions per model request, mean model requests and tokens
   per task, success and failure kinds per task kind. Every task gets the same tools (calculator, python,
   kb_search over configs/agents/manual), temperature 0, seed 0.
-- `agent.planner`: a fixed 4-node graph (independent sub-questions over the manual) run with its nodes in
-  parallel vs one after another, same run, same client (`make_client(parallel=4)`): the ratio.
+- `agent.planner`, one line per --constrain: a fixed 4-node graph (independent sub-questions over the
+  manual) run with its nodes in parallel vs one after another, same run, same client
+  (`make_client(parallel=4)`): the ratio; and the batch's ceiling on this machine (decode alone, prefill
+  alone: 4 requests at once vs one after another).
 - `agent.sandbox`: python-tool call latency, a new interpreter (cold) and a running one (warm), against
   plain `python -I -c pass` in the same run; and the escape attempts that were stopped.
 """
@@ -77,7 +79,8 @@ def main() -> None:
     if "tasks" in only or "planner" in only:
         client = make_client(parallel=4, **({"n_threads": args.threads} if args.threads else {}))
         if "planner" in only:
-            emit(bench_planner(client))
+            for c in args.constrain.split(","):
+                emit(bench_planner(client, c == "on", ceiling=c == args.constrain.split(",")[-1]))
         if "tasks" in only:
             tasks = load_tasks(args.kinds, args.limit)
             for loop in args.loops.split(","):
@@ -219,36 +222,84 @@ PLANNER_NODES = [
 ]
 
 
-def bench_planner(client) -> dict:
-    planner = Planner(client, [FolderKB(MANUAL)], max_nodes=4)
+def bench_planner(client, constrain: bool = True, ceiling: bool = True) -> dict:
+    """`constrain`: node answers under the answer schema (a grammar), as `agent search` runs them."""
+    planner = Planner(client, [FolderKB(MANUAL)], max_nodes=4, constrain=constrain)
     question = "Compare the two encoders and say which is faster."
 
     def graph() -> list[Node]:
         return [Node(i, q) for i, q in enumerate(PLANNER_NODES, 1)]
 
-    for _ in planner.run_stream(question, parallel=True, nodes=graph()):  # warm-up: prompt caches, threads
-        pass
+    def nodes_seconds(parallel: bool) -> float:
+        """From the graph event to the last node's end; the final answer (one request either way) is skipped."""
+        stream = iter(planner.run_stream(question, parallel=parallel, nodes=graph()))
+        started, ended = 0.0, 0
+        for step in stream:
+            if step.kind == "graph":
+                started = time.perf_counter()
+            elif step.kind == "node" and step.data["status"] == "done":
+                ended += 1
+                if ended == len(PLANNER_NODES):
+                    seconds = time.perf_counter() - started
+                    stream.close()  # type: ignore[attr-defined]
+                    return seconds
+        raise RuntimeError("the planner ended before its nodes did")
+
+    nodes_seconds(True)  # warm-up: prompt caches, threads
     times: dict[str, list[float]] = {"parallel": [], "sequential": []}
     for _ in range(2):
         for mode in ("sequential", "parallel"):
-            stream = planner.run_stream(question, parallel=mode == "parallel", nodes=graph())
-            for _ in stream:
-                pass
-            times[mode].append(stream.result.nodes_seconds)
+            times[mode].append(nodes_seconds(mode == "parallel"))
     par, seq = min(times["parallel"]), min(times["sequential"])
+    limits = batch_ceiling(client, planner) if ceiling else None
     record = {
         "bench": "agent.planner",
         "nodes": len(PLANNER_NODES),
         "parallel_s": round(par, 2),
         "sequential_s": round(seq, 2),
         "speedup": round(seq / par, 2),
+        "runs_s": {k: [round(x, 2) for x in v] for k, v in times.items()},
+        "constrain": constrain,
+        "ceiling": limits,
         "client": "make_client(parallel=4)",
     }
     print(
-        f"planner: 4 nodes in parallel {par:.2f} s, one after another {seq:.2f} s: {seq / par:.2f}x",
+        f"planner (constrain {constrain}): 4 nodes in parallel {par:.2f} s, one after another {seq:.2f} s: {seq / par:.2f}x",
         file=sys.stderr,
     )
     return record
+
+
+def batch_ceiling(client, planner: Planner) -> dict:
+    """What sharing the batch can give at most on this machine, same client, same run: 4 requests at once
+    vs one after another, for decode alone (64 tokens each, a 5-token prompt) and for prefill alone (the
+    nodes' own prompts, 1 token out). A node is both: its speedup lies between the two."""
+    from llmworks.agent.tools.kb import format_hits, search_all
+
+    prompts = [
+        format_hits(search_all(planner.sources, q, planner.k), 500) + "\n\nQuestion: " + q
+        for q in PLANNER_NODES
+    ]
+
+    def timed(fn, items, parallel: bool) -> float:
+        t = time.perf_counter()
+        if parallel:
+            with ThreadPoolExecutor(len(items)) as pool:
+                list(pool.map(fn, items))
+        else:
+            for x in items:
+                fn(x)
+        return time.perf_counter() - t
+
+    decode = lambda i: client.complete(f"{i}, {i + 1}, {i + 2},", max_tokens=64, temperature=0.0, stop=[])  # noqa: E731
+    prefill = lambda p: client.complete(p, max_tokens=1, temperature=0.0)  # noqa: E731
+    out = {}
+    for name, fn, items in (("decode", decode, [1, 20, 300, 4000]), ("prefill", prefill, prompts)):
+        seq, par = timed(fn, items, False), timed(fn, items, True)
+        out[f"{name}_speedup"] = round(seq / par, 2)
+        out[f"{name}_s"] = {"sequential": round(seq, 2), "parallel": round(par, 2)}
+    out["prompt_tokens_per_node"] = round(statistics.mean(len(client.tokenize(p)) for p in prompts))
+    return out
 
 
 # -- the sandbox --

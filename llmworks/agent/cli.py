@@ -149,18 +149,27 @@ def search(
     from llmworks.console import make_console
 
     if not kb:
-        raise typer.BadParameter("give at least one knowledge base: --kb DIR (or a RAG knowledge base name)")
-    if nodes < 1 or nodes > 8:
-        raise typer.BadParameter("--nodes must be 1..8")
+        raise UserError(
+            "no knowledge base given.", "Give one: --kb DIR (or the name of a RAG knowledge base)."
+        )
+    if not 1 <= nodes <= 8:
+        raise UserError(f"--nodes {nodes} is out of range.", "Give 1 to 8 sub-questions.")
+    text = " ".join(question).strip()
+    if not text:
+        raise UserError("the question is empty.", 'Ask something, e.g. "Which encoder is faster?"')
     console = make_console(stderr=True)
     kbs = [open_kb(k, Path.cwd()) for k in kb]
     with make_client(model, base_url, parallel=nodes) as client:
         planner = Planner(client, kbs, max_nodes=nodes)
-        stream = planner.run_stream(" ".join(question), parallel=not sequential)
+        stream = planner.run_stream(text, parallel=not sequential)
         for step in stream:
             show_step(console, step)
     result = stream.result
     assert result is not None
+    console.print(
+        f"[dim]{len(result.nodes)} nodes {'one after another' if sequential else 'in parallel'}: "
+        f"plan {result.plan_seconds:.1f} s, nodes {result.nodes_seconds:.1f} s, total {result.seconds:.1f} s[/dim]"
+    )
     if output is not None:
         from llmworks.agent.graph_html import graph_html
         from llmworks.atomic import atomic_write
@@ -311,12 +320,21 @@ def show_step(console: Console, step: Step) -> None:
             console.print(f"[cyan]node #{n['id']}[/cyan] {escape(n['question'])}{deps}")
     elif step.kind == "node":
         n = step.data or {}
-        if n.get("status") == "done":
+        if n.get("status") == "running":
+            console.print(f"[dim]… #{n['id']} searching[/dim]")
+        else:
+            cites = ", ".join(s["cite"] for s in n.get("sources", [])[:3])
             console.print(
-                f"[green]✓ #{n['id']}[/green] {escape(n['answer'])} [dim]({n['seconds']:.1f} s)[/dim]"
+                f"[green]✓ #{n['id']}[/green] {escape(_clip(n['answer'], 200))} "
+                f"[dim]({n['seconds']:.1f} s{'; ' + escape(cites) if cites else ''})[/dim]"
             )
     elif step.kind == "answer":
         print(step.text, flush=True)  # the answer alone on stdout, so it can be piped
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _summary(console: Console, result: Any, out: Path) -> None:

@@ -7,7 +7,7 @@ thinks. `llmworks agent run/chat CONFIG`, `llmworks serve --agent CONFIG` and th
     instructions: Look the answer up in the manual, then answer in one sentence.
     tools: [kb_search, python]
     kbs: [manual/]            # a folder of .md/.txt files, or a knowledge base built with the RAG stage
-    loop: tools               # tools | react | plan
+    loop: tools               # tools | react | plan | planner (a graph of sub-questions over kbs)
     max_steps: 4
     suggestions: [Which encoder is faster?]
 
@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import PrivateAttr, field_validator
 
 from llmworks.agent.agent import DEFAULT_INSTRUCTIONS, Agent
+from llmworks.agent.planner import Planner
 from llmworks.agent.run import Budget
 from llmworks.agent.tools import BUILTIN, ToolContext, build_tools
 from llmworks.agent.tools.defined import DefinedTool
@@ -31,7 +32,7 @@ from llmworks.client.base import Client
 from llmworks.config import StageConfig, read_yaml_mapping
 from llmworks.errors import UserError
 
-__all__ = ["AgentConfig", "build_agent", "load_agent_config"]
+__all__ = ["AgentConfig", "build_agent", "build_planner", "load_agent_config"]
 
 
 class AgentConfig(StageConfig):
@@ -53,8 +54,11 @@ class AgentConfig(StageConfig):
     """Knowledge bases for kb_search: folders of .md/.txt files, or names of RAG-stage knowledge bases."""
     agents: list[str] = []  # noqa: RUF012
     """Other agents' config files: each becomes a tool this agent can hand a sub-task to."""
-    loop: Literal["tools", "react", "plan"] = "tools"
-    """tools: native function calling; react: Thought/Action/Observation text; plan: plan-and-execute."""
+    loop: Literal["tools", "react", "plan", "planner"] = "tools"
+    """tools: native function calling; react: Thought/Action/Observation text; plan: plan-and-execute;
+    planner: a graph of sub-questions searched in the kbs, independent ones in parallel (MindSearch-style)."""
+    max_nodes: int = 4
+    """loop: planner: at most this many sub-questions."""
     constrain: bool = True
     """Constrain every action to the tool registry (a grammar on llama.cpp), so no call is malformed."""
     max_steps: int = 6
@@ -108,7 +112,7 @@ class AgentConfig(StageConfig):
             raise ValueError("; ".join(problems))
         return v
 
-    @field_validator("max_steps", "max_tokens", "step_tokens", "observation_chars")
+    @field_validator("max_steps", "max_tokens", "step_tokens", "observation_chars", "max_nodes")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v < 1:
@@ -161,6 +165,11 @@ def build_agent(
 
     from llmworks.agent.knowledge import open_kb
 
+    if cfg.loop == "planner":
+        raise UserError(
+            f"agent {cfg.name} has loop: planner, which runs in llmworks serve --agent, not as a tool loop.",
+            f"Serve it, or run the planner: llmworks agent search --kb {' --kb '.join(cfg.kbs) or 'DIR'} QUESTION.",
+        )
     names = [t for t in cfg.tools if isinstance(t, str)]
     if "kb_search" in names and not cfg.kbs:
         raise UserError(
@@ -213,6 +222,24 @@ def build_agent(
     return agent
 
 
+def build_planner(cfg: AgentConfig, client: Client) -> Planner:
+    """The planner a `loop: planner` config describes, on `client` (its kbs are what the nodes search)."""
+    from llmworks.agent.knowledge import open_kb
+
+    if not cfg.kbs:
+        raise UserError(f"agent {cfg.name}: loop: planner needs kbs.", "List knowledge bases: kbs: [docs/].")
+    kbs = [open_kb(k, cfg.base) for k in cfg.kbs]
+    _check_model(cfg, client)
+    return Planner(
+        client,
+        kbs,
+        max_nodes=cfg.max_nodes,
+        constrain=cfg.constrain,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+    )
+
+
 def _default_memory(name: str) -> Path:
     import os
 
@@ -232,6 +259,7 @@ def _check_model(cfg: AgentConfig, client: Client) -> None:
             "tools": "Use loop: react with constrain: false, or constrain: false (tool calls as text)",
             "react": "Set constrain: false (the ReAct text is parsed)",
             "plan": "Set constrain: false (the plan is parsed from text)",
+            "planner": "Set constrain: false (an unparsable graph becomes one node)",
         }[cfg.loop]
         raise UserError(
             f"model '{client.name}' on the {type(engine).__name__} cannot constrain its output, which the "

@@ -55,7 +55,7 @@ svg {{ background: #fff; border: 1px solid #dde1e6; border-radius: 10px; }}
 {"".join(boxes)}
 </svg>
 <h2>Answer</h2><div class="answer"><p>{answer}</p><ol>{sources}</ol></div>
-<p class="n">{len(result.nodes)} sub-questions, {result.seconds:.1f} s.</p>
+<p class="n">{len(result.nodes)} sub-question{"s" if len(result.nodes) != 1 else ""}, {result.seconds:.1f} s.</p>
 </body></html>
 """
 

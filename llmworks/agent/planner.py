@@ -26,7 +26,16 @@ from llmworks.agent.tools.kb import format_hits, search_all
 from llmworks.client.base import Client
 from llmworks.errors import UserError
 
-__all__ = ["Node", "PlanResult", "Planner", "graph_schema"]
+__all__ = [
+    "GraphError",
+    "Node",
+    "PlanResult",
+    "Planner",
+    "cited_sources",
+    "graph_grammar_schema",
+    "graph_schema",
+    "validate_graph",
+]
 
 
 @dataclass
@@ -39,6 +48,8 @@ class Node:
     answer: str = ""
     sources: list[Hit] = field(default_factory=list)
     seconds: float = 0.0
+    started: float = 0.0
+    """When its search began, in seconds after the graph was planned (how overlapping nodes show)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +62,7 @@ class Node:
                 {"cite": cite(h), "source": h.source, "heading": h.heading, "page": h.page}
                 for h in self.sources
             ],
+            "started": round(self.started, 3),
             "seconds": round(self.seconds, 3),
         }
 
@@ -65,6 +77,8 @@ class PlanResult:
     seconds: float = 0.0
     plan_seconds: float = 0.0
     nodes_seconds: float = 0.0
+    plan_reply: str = ""
+    """The planner's reply as the model wrote it ("" for a given graph)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,10 +87,15 @@ class PlanResult:
             "nodes": [n.to_dict() for n in self.nodes],
             "sources": [cite(h) for h in self.sources],
             "seconds": round(self.seconds, 3),
+            "plan_seconds": round(self.plan_seconds, 3),
+            "nodes_seconds": round(self.nodes_seconds, 3),
+            "plan_reply": self.plan_reply,
         }
 
 
 def graph_schema(max_nodes: int = 4) -> dict[str, Any]:
+    """The planner's reply: nodes numbered from 1 in order, each depending only on earlier ones (so a DAG).
+    The grammar holds the shape; `validate_graph` checks the numbering, which a grammar cannot."""
     return {
         "type": "object",
         "properties": {
@@ -87,22 +106,108 @@ def graph_schema(max_nodes: int = 4) -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "question": {"type": "string", "maxLength": 160},
+                        "id": {"type": "integer"},
+                        "question": {"type": "string", "minLength": 8, "maxLength": 120},
                         "depends_on": {"type": "array", "items": {"type": "integer"}, "maxItems": 3},
                     },
-                    "required": ["question", "depends_on"],
+                    "required": ["id", "question", "depends_on"],
+                    "additionalProperties": False,
                 },
             }
         },
         "required": ["nodes"],
+        "additionalProperties": False,
     }
 
 
+def graph_grammar_schema(max_nodes: int = 4) -> dict[str, Any]:
+    """What the model is constrained to: the graphs of `graph_schema`, spelled out by position (node i has
+    id i and may depend only on 1..i-1), so the grammar cannot write a forward dependency or a cycle (the
+    embedded model wrote node 1 depending on [1, 2] under the looser schema)."""
+
+    def node(i: int) -> dict[str, Any]:
+        deps: dict[str, Any] = (
+            {"type": "array", "items": {"enum": list(range(1, i))}, "maxItems": min(3, i - 1)}
+            if i > 1
+            else {"const": []}
+        )
+        return {
+            "type": "object",
+            "properties": {
+                "id": {"const": i},
+                "question": {"type": "string", "minLength": 8, "maxLength": 120},
+                "depends_on": deps,
+            },
+            "required": ["id", "question", "depends_on"],
+            "additionalProperties": False,
+        }
+
+    tuples = [
+        {"type": "array", "prefixItems": [node(i) for i in range(1, n + 1)], "items": False}
+        for n in range(1, max_nodes + 1)
+    ]
+    return {
+        "type": "object",
+        "properties": {"nodes": {"anyOf": tuples}},
+        "required": ["nodes"],
+        "additionalProperties": False,
+    }
+
+
+class GraphError(ValueError):
+    """A planned graph that is not valid: why, in words."""
+
+
+def validate_graph(obj: Any, max_nodes: int = 4) -> list[Node]:
+    """The nodes of a planned graph, or GraphError: the schema, ids 1..n in order, dependencies only on
+    earlier nodes (no cycles, no forward or self references). A repeated sub-question is merged into its
+    first occurrence (the embedded model repeats itself), and the nodes are numbered again."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(obj, graph_schema(max_nodes))
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "graph"
+        raise GraphError(f"{where}: {e.message}") from None
+    kept: list[tuple[int, str, list[int]]] = []
+    seen: dict[str, int] = {}
+    same: dict[int, int] = {}
+    for i, raw in enumerate(obj["nodes"], 1):
+        if raw["id"] != i:
+            raise GraphError(f"node {i} has id {raw['id']} (ids are 1, 2, ... in order)")
+        bad = [d for d in raw["depends_on"] if not 1 <= d < i]
+        if bad:
+            raise GraphError(f"node {i} depends on {bad} (only on earlier nodes)")
+        q = " ".join(raw["question"].split())
+        key = q.lower().rstrip("?. ")
+        if key in seen:
+            same[i] = seen[key]
+            continue
+        seen[key] = same[i] = i
+        kept.append((i, q, raw["depends_on"]))
+    number = {old: new for new, (old, _, _) in enumerate(kept, 1)}
+    return [Node(number[i], q, sorted({number[same[d]] for d in deps} - {number[i]})) for i, q, deps in kept]
+
+
 PLAN_PROMPT = (
-    "Split the question into at most {n} short sub-questions that can each be looked up in the documents. "
-    "Number them from 1; a sub-question that needs the answer of another lists that number in depends_on "
-    "(only earlier numbers). Independent sub-questions have depends_on []. Write JSON: "
-    '{{"nodes": [{{"question": "...", "depends_on": []}}, ...]}}\n\nQuestion: {q}'
+    "Split the question into at most {n} short sub-questions, each one that can be looked up in the "
+    "documents. Number them from 1. A sub-question that needs the answers of others lists their numbers in "
+    "depends_on (only earlier numbers); the others have depends_on []. Write JSON.\n\n"
+    "From the documents: {notes}\n\nQuestion: {q}"
+)
+# One worked example as an earlier turn: the 135M model copied the JSON shape but wrote dates as questions
+# without one (2018-01-01T00:00...). Its questions must not be copied (validate_graph rejects repeats, and
+# `plan` rejects the example's own questions).
+PLAN_EXAMPLE = (
+    "Compare the two plans and say which is cheaper",
+    "The shop sells two plans, Basic and Pro.",
+    {
+        "nodes": [
+            {"id": 1, "question": "What does the Basic plan cost?", "depends_on": []},
+            {"id": 2, "question": "What does the Pro plan cost?", "depends_on": []},
+            {"id": 3, "question": "Which plan is cheaper, Basic or Pro?", "depends_on": [1, 2]},
+        ]
+    },
 )
 NODE_PROMPT = (
     "Answer the question in one sentence from the documents below. If they do not say, answer 'unknown'.\n\n"
@@ -144,8 +249,8 @@ class Planner:
         self.temperature = temperature
         self.seed = seed
 
-    def run(self, question: str, parallel: bool = True) -> PlanResult:
-        stream = self.run_stream(question, parallel=parallel)
+    def run(self, question: str, parallel: bool = True, nodes: list[Node] | None = None) -> PlanResult:
+        stream = self.run_stream(question, parallel=parallel, nodes=nodes)
         for _ in stream:
             pass
         assert stream.result is not None
@@ -159,16 +264,40 @@ class Planner:
 
     # -- the three stages --
 
-    def plan(self, question: str) -> list[Node]:
-        options: dict[str, Any] = {"max_tokens": 64 * self.max_nodes + 32}
+    def plan(self, question: str) -> tuple[list[Node], str | None, str]:
+        """The graph for `question`, why the model's plan was not used (None: it was), and the model's
+        reply. A plan that is not a valid graph becomes one node, the question itself, so a run finishes."""
+        options: dict[str, Any] = {"max_tokens": 48 * self.max_nodes + 32}
         if self.constrain:
             options["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "graph", "schema": graph_schema(self.max_nodes)},
+                "json_schema": {"name": "graph", "schema": graph_grammar_schema(self.max_nodes)},
             }
-        prompt = PLAN_PROMPT.format(n=self.max_nodes, q=question)
-        r = self._chat(prompt, **options)
-        return parse_graph(r.content or "", question, self.max_nodes)
+        # The planner reads the best passages' first lines, so its sub-questions can name what the question
+        # only points at ("the two encoders" -> Brisk and Dense).
+        notes = " ".join(" ".join(h.text.split())[:200] for h in search_all(self.sources, question, 2))
+        ex_q, ex_notes, ex_graph = PLAN_EXAMPLE
+        n = self.max_nodes
+        messages = [
+            {"role": "user", "content": PLAN_PROMPT.format(n=n, notes=ex_notes, q=ex_q)},
+            {"role": "assistant", "content": json.dumps(ex_graph)},
+            {
+                "role": "user",
+                "content": PLAN_PROMPT.format(n=n, notes=notes or "(nothing found)", q=question),
+            },
+        ]
+        r = self.client.chat(messages, temperature=self.temperature, seed=self.seed, **options)
+        reply = r.content or ""
+        try:
+            nodes = validate_graph(json.loads(reply), self.max_nodes)
+        except json.JSONDecodeError as e:
+            return [Node(1, question)], f"the plan is not JSON ({e.msg})", reply
+        except GraphError as e:
+            return [Node(1, question)], str(e), reply
+        copied = {x["question"].lower() for x in ex_graph["nodes"]} & {x.question.lower() for x in nodes}
+        if copied:
+            return [Node(1, question)], "the plan copies the example's sub-questions", reply
+        return nodes, None, reply
 
     def answer_node(self, node: Node, done: dict[int, Node]) -> None:
         started = time.monotonic()
@@ -185,7 +314,7 @@ class Planner:
         node.seconds = time.monotonic() - started
 
     def answer(self, question: str, nodes: list[Node]) -> str:
-        findings = "\n".join(f"- {n.question} {n.answer}" for n in nodes)
+        findings = "\n".join(f"- {n.question} {n.answer}" for n in nodes if n.answer)
         return self._answer(ANSWER_PROMPT.format(findings=findings, q=question), self.answer_tokens)
 
     def _answer(self, prompt: str, max_tokens: int) -> str:
@@ -209,6 +338,8 @@ class PlannerRun:
         self.planner = planner
         self.question = question
         self.result: PlanResult | None = None
+        self.plan_reply = ""
+        """The model's plan, as it wrote it (for the record: result.json)."""
         self._steps = self._generate(parallel, nodes)
 
     def __iter__(self) -> Iterator[Step]:
@@ -221,8 +352,10 @@ class PlannerRun:
             steps.append(step)
             return step
 
-        nodes = given if given is not None else p.plan(self.question)
+        nodes, rejected, self.plan_reply = (given, None, "") if given is not None else p.plan(self.question)
         plan_seconds = time.monotonic() - started
+        if rejected:
+            yield emit(Step("notice", f"the plan was not a usable graph ({rejected}): one node instead"))
         yield emit(Step("graph", data=graph_data(nodes)))
         t_nodes = time.monotonic()
         done: dict[int, Node] = {}
@@ -235,11 +368,11 @@ class PlannerRun:
                     ready = ready[:1] if not running else []
                 for n in ready:
                     del pending[n.id]
-                    n.status = "running"
+                    n.status, n.started = "running", time.monotonic() - t_nodes
                     yield emit(Step("node", n.question, data=n.to_dict()))
                     running[pool.submit(p.answer_node, n, dict(done))] = n
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for f in finished:
+                for f in sorted(finished, key=lambda f: running[f].id):
                     n = running.pop(f)
                     f.result()  # a failed request fails the run
                     n.status = "done"
@@ -247,7 +380,7 @@ class PlannerRun:
                     yield emit(Step("node", n.answer, data=n.to_dict()))
         nodes_seconds = time.monotonic() - t_nodes
         answer = p.answer(self.question, nodes)
-        sources = _unique_sources(nodes)
+        sources = cited_sources(nodes)
         if sources:
             answer += "\n\nSources: " + "; ".join(f"[{i}] {cite(h)}" for i, h in enumerate(sources, 1))
         yield emit(Step("answer", answer, data={"sources": [cite(h) for h in sources]}))
@@ -260,25 +393,8 @@ class PlannerRun:
             time.monotonic() - started,
             plan_seconds,
             nodes_seconds,
+            self.plan_reply,
         )
-
-
-def parse_graph(text: str, question: str, max_nodes: int = 4) -> list[Node]:
-    """The planner's JSON as nodes, checked: a reply that is not the schema becomes one node (the question
-    itself); a dependency on a node that is not earlier is dropped, so the graph is always a DAG."""
-    import jsonschema
-
-    try:
-        obj = json.loads(text)
-        jsonschema.validate(obj, graph_schema(max_nodes))
-    except (json.JSONDecodeError, jsonschema.ValidationError):
-        return [Node(1, question)]
-    nodes = []
-    for i, raw in enumerate(obj["nodes"], 1):
-        q = " ".join(str(raw["question"]).split()) or question
-        deps = sorted({d for d in raw["depends_on"] if isinstance(d, int) and 1 <= d < i})
-        nodes.append(Node(i, q, deps))
-    return nodes
 
 
 def graph_data(nodes: Sequence[Node]) -> dict[str, Any]:
@@ -288,9 +404,12 @@ def graph_data(nodes: Sequence[Node]) -> dict[str, Any]:
     }
 
 
-def _unique_sources(nodes: Sequence[Node]) -> list[Hit]:
+def cited_sources(nodes: Sequence[Node]) -> list[Hit]:
+    """The sources of the nodes that found an answer (not 'unknown'), each once, in node order."""
     seen, out = set(), []
     for n in nodes:
+        if not n.answer or n.answer.lower().strip(" .") == "unknown":
+            continue
         for h in n.sources:
             key = (h.source, h.heading, h.page)
             if key not in seen:

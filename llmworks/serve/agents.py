@@ -2,8 +2,10 @@
 
 The final answer is the message content; every step (tool calls, observations, the planner's graph and
 nodes) is a data event in the response's `llmworks` field, under `steps` (streamed: one chunk per step, as
-it happens), each step `{"kind": thought|call|observation|notice|answer, "text", "tool", "arguments",
-"error", "files"}`; `llmworks.files` lists the links to the files the run made. Files a tool makes are
+it happens), each step `{"kind": thought|call|observation|notice|graph|node|answer, "text", "tool",
+"arguments", "error", "files", "data"}` (a `loop: planner` agent: "graph" with data {nodes, edges}, then
+"node" with data {id, question, depends_on, status: running|done, answer, sources, seconds} as each node
+starts and ends; the web chat draws them); `llmworks.files` lists the links to the files the run made. Files a tool makes are
 served at `/files/agent/AGENT/RUN/NAME` (RUN is a random id, the capability to read them) and linked from
 the answer. Each request gets its own agent (its own tool state); an agent's error fails that request only.
 An agent runs on the server's first model unless its config names another served model (in this process,
@@ -18,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmworks.agent.config import AgentConfig, build_agent, load_agent_config
+from llmworks.agent.config import AgentConfig, build_agent, build_planner, load_agent_config
 from llmworks.agent.run import Step
 from llmworks.client.base import Client, GenOptions
 from llmworks.errors import UserError
@@ -46,12 +48,18 @@ class AgentApp(ChatApp):
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.route = f"{FILES_ROUTE}/{cfg.name}"
         """Where the files its runs make are served (a static mount of files_dir)."""
-        build_agent(cfg, client, self.files_dir / "check").close()  # a bad config fails at start
+        if cfg.loop == "planner":
+            build_planner(cfg, client)  # a bad config fails at start
+        else:
+            build_agent(cfg, client, self.files_dir / "check").close()
 
     def chat_stream(
         self, messages: list[dict[str, Any]], options: GenOptions, context: AppContext
     ) -> Iterator[AppEvent]:
         history, task = _split(messages)
+        if self.cfg.loop == "planner":
+            yield from self._plan(task)
+            return
         run_id = secrets.token_hex(16)
         run_dir = self.files_dir / run_id
         trajectory = self.log_dir / f"{self.cfg.name}.trajectories.jsonl" if self.log_dir else None
@@ -79,6 +87,19 @@ class AgentApp(ChatApp):
             )
         finally:
             agent.close()
+
+    def _plan(self, task: str) -> Iterator[AppEvent]:
+        """The planner's run: the graph, then each node as it starts and ends, then the answer (which cites
+        the nodes' sources). Earlier turns are not used: each question is planned on its own."""
+        stream = build_planner(self.cfg, self.client).run_stream(task)
+        for step in stream:
+            if step.kind != "answer":
+                yield AppEvent(data={"steps": [step.to_dict()]})
+        result = stream.result
+        assert result is not None
+        yield AppEvent(
+            result.answer, {"steps": [{"kind": "answer", "text": result.answer}]}, finish_reason="stop"
+        )
 
     def close(self) -> None:
         self.client.close()  # an in-process client over a served model leaves the model to the server
