@@ -374,7 +374,8 @@ def _model_single(s: _Session, client: Client, name: str) -> list[dict[str, Any]
     reply = (
         client.chat(
             [{"role": "user", "content": prompt}],
-            max_tokens=160,
+            max_tokens=120,
+            stop=["\n\n"],  # one request and its call; the model would go on to more examples
             temperature=0.7,
             top_p=0.95,
             seed=s.rng.randrange(2**31),
