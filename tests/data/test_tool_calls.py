@@ -45,7 +45,7 @@ class CallWriter(ScriptedClient):
     """Replays `replies` to the requests for new calls; answers anything else with a greeting."""
 
     def chat_stream(self, messages: Any, **options: Any) -> Iterator[ChatChunk]:
-        if messages[-1]["content"].startswith("The function"):
+        if messages[-1]["content"].startswith("Examples of requests"):
             return super().chat_stream(messages, **options)
         return iter([ChatChunk("Hello!", [], "stop", Usage(1, 1))])
 

@@ -356,32 +356,30 @@ def _single(s: _Session, client: Client | None) -> list[dict[str, Any]]:
 
 
 def _model_single(s: _Session, client: Client, name: str) -> list[dict[str, Any]]:
-    """Self-Instruct for one call: two template examples in, a new request and its call out."""
+    """Self-Instruct for one call: three template examples in, a new request and its call out."""
     from llmworks.data.synth import tool_templates as T
 
     spec = s.tools[name]
     shots = []
-    for _ in range(2):
+    for _ in range(3):
         request, args, _answer = T.single(s, name)
         shots.append(f"Request: {request}\nCall: {json.dumps(args, ensure_ascii=False)}")
+    # A plain-text few-shot prompt that the model continues after "Request:": small models keep to the
+    # format this way, where a chat instruction to write one gets code or prose back.
     prompt = (
-        f"The function {name}: {spec.description}\nIts parameters (JSON Schema): "
-        f"{json.dumps(spec.parameters, ensure_ascii=False)}\n\nExamples of a user's request and the call:\n\n"
-        + "\n\n".join(shots)
-        + "\n\nWrite one new, different request and its call, in the same format: a line starting with "
-        '"Request:", then a line starting with "Call:" and the arguments as a JSON object.'
+        f"Examples of requests to an assistant and the {name} call that serves each "
+        f"({name}: {spec.description})\n\n" + "\n\n".join(shots) + "\n\nRequest:"
     )
-    reply = (
-        client.chat(
-            [{"role": "user", "content": prompt}],
-            max_tokens=120,
-            stop=["\n\n"],  # one request and its call; the model would go on to more examples
-            temperature=0.7,
-            top_p=0.95,
-            seed=s.rng.randrange(2**31),
-        ).content
-        or ""
-    )
+    reply = client.complete(
+        prompt,
+        max_tokens=120,
+        stop=["\n\n"],  # one request and its call; the model would go on to more examples
+        temperature=0.7,
+        top_p=0.95,
+        seed=s.rng.randrange(2**31),
+    ).text
+    if not reply.lstrip().startswith("Request:"):
+        reply = "Request:" + reply
     m = re.search(r"Request:\s*(.+?)\s*\n\s*Call:\s*(\{.*\})", reply, re.S)
     if not m:
         raise Rejected("unparseable reply")
