@@ -113,6 +113,11 @@ def normalized(text: str) -> str:
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+def exact_key(text: str) -> int:
+    """The key exact dedupe compares: a hash of the folded text."""
+    return xxhash.xxh3_64_intdigest(normalized(text).encode())
+
+
 RULES = ("pii", "length", "language", "repetition", "exact-dup", "near-dup")
 
 
@@ -228,7 +233,7 @@ def _keep(item: _Item, cfg: CleanConfig, report: CleanReport, seen: set[int], dr
             return False
     if cfg.exact_dedupe:
         rules["exact-dup"].checked += 1
-        h = xxhash.xxh3_64_intdigest(normalized(item.text).encode())
+        h = exact_key(item.text)
         if h in seen:
             drop(item, "exact-dup")
             return False

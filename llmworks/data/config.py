@@ -24,6 +24,7 @@ __all__ = [
     "SelfInstructConfig",
     "SelfcogConfig",
     "StatsConfig",
+    "ToolCallsConfig",
     "config_path",
 ]
 
@@ -284,3 +285,27 @@ class PairsConfig(StageConfig):
         if self.temperature < 0:
             errors.append(f"temperature={self.temperature} (must be >= 0)")
         return errors
+
+
+class ToolCallsConfig(StageConfig):
+    """`data synth tool-calls [--tools builtin|FILE] -n N -o OUT.jsonl`: tool-calling SFT data."""
+
+    tools: list[str] = Field(default_factory=lambda: ["builtin"])
+    """builtin (python, calculator, chart, speak: run for real) and/or YAML/JSON files of OpenAI tools."""
+    output: Path | None = None
+    """Output JSONL (messages with tool_calls, and tools); the manifest goes beside it."""
+    n: int = 200
+    """Examples to make (the four kinds in turn: single call, two calls, no tool, follow-up)."""
+    paraphrase: bool = True
+    """Let the model write new requests and calls (Self-Instruct); every call is validated either way."""
+    model: str | None = None
+    """Model that writes calls and the plain answers (in process; default: embedded), or the name at --base-url."""
+    base_url: str | None = None
+    """Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."""
+    max_attempts: int | None = None
+    """Give up after this many tries (default 5n)."""
+    seed: int = 0
+    """Templates, tool sets and sampling seed: the same seed makes the same file."""
+
+    def problems(self) -> list[str]:
+        return _required(self, "tools", "output") + _at_least(self, 1, "n", "max_attempts")
