@@ -60,6 +60,7 @@ COMMANDS: dict[str, tuple[type[StageConfig], dict[str, Any], tuple[str, Any, str
         ("max_rouge", 0, "max_rouge=0"),
     ),
     "data synth pairs": (data.PairsConfig, {"prompts": "p", "output": "o"}, ("k", 1, "k=1")),
+    "data synth tool-calls": (data.ToolCallsConfig, {"output": "o.jsonl"}, ("n", 0, "n=0")),
     "rag ingest": (rag.IngestConfig, {"paths": ["d"], "kb": "m"}, ("chunk_tokens", 8, "chunk_tokens=8")),
     "rag search": (rag.SearchConfig, {"query": "q", "kb": ["m"]}, ("mode", "fuzzy", "mode='fuzzy'")),
     "rag ask": (rag.AskConfig, {"query": "q", "kb": ["m"]}, ("k", 0, "k=0")),

@@ -296,8 +296,9 @@ class ToolCallsConfig(StageConfig):
     """Output JSONL (messages with tool_calls, and tools); the manifest goes beside it."""
     n: int = 200
     """Examples to make (the four kinds in turn: single call, two calls, no tool, follow-up)."""
-    paraphrase: bool = True
-    """Let the model write new requests and calls (Self-Instruct); every call is validated either way."""
+    paraphrase: bool = False
+    """Let the model write new requests and calls (Self-Instruct); every call is validated either way. Off by
+    default: a call can be valid and still wrong, and the embedded model writes such calls (use a larger one)."""
     model: str | None = None
     """Model that writes calls and the plain answers (in process; default: embedded), or the name at --base-url."""
     base_url: str | None = None

@@ -276,7 +276,9 @@ def test_the_output_trains_two_steps_with_the_sft_recipe(
 @pytest.mark.slow
 def test_a_short_real_run_with_paraphrase_through_the_embedded_model(tmp_path: Path) -> None:
     out = tmp_path / "tc.jsonl"
-    r = run_cli("synth", "tool-calls", "-o", out, "-n", "2", "--max-attempts", "4", "--seed", "0")
+    r = run_cli(
+        "synth", "tool-calls", "-o", out, "-n", "2", "--max-attempts", "4", "--seed", "0", "--paraphrase"
+    )
     assert r.exit_code == 0, r.output + r.error
     manifest = json.loads(out.with_name("tc.jsonl.manifest.json").read_text())
     model = manifest["model_calls"]

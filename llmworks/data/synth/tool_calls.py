@@ -277,7 +277,7 @@ def synth_tool_calls(
     n: int,
     client: Client | None,
     report: SynthReport,
-    paraphrase: bool = True,
+    paraphrase: bool = False,
     seed: int = 0,
     max_attempts: int | None = None,
     answer_tokens: int = 48,
