@@ -53,6 +53,9 @@ for _name, _group in GROUPS.items():
     app.add_typer(_group, name=_name)
 for _name, _fn in COMMANDS.items():
     app.command(_name)(_fn)
+data_cli.synth_app.command("tool-calls")(
+    agent_cli.synth_tool_calls
+)  # it runs the agent's tools: above data, so not in data/
 models_cli.app.command("check")(
     chat_cli.models_check
 )  # it runs a model: above the engines, so not in models/

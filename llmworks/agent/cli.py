@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmworks.agent.config import AgentConfig
-from llmworks.config_cli import ConfigFile, option, split_args
+from llmworks.config_cli import ConfigFile, arguments, from_cli, option, save_beside, split_args
+from llmworks.data.config import ToolCallsConfig
 from llmworks.errors import UserError
 
 if TYPE_CHECKING:
@@ -350,3 +351,83 @@ def _show_turn(console: Console, turn: Any) -> None:
     from rich.markup import escape
 
     console.print(f"[bold]{escape(turn.speaker)}[/bold]: {escape(turn.text)}")
+
+
+# `llmworks data synth tool-calls` runs this stage's tools for real, so the command lives here (data must
+# not import agent); the root CLI adds it to `data synth`.
+def synth_tool_calls(
+    overrides: Annotated[list[str] | None, arguments(ToolCallsConfig)] = None,
+    config: ConfigFile = None,
+    tools: Annotated[str | None, option(ToolCallsConfig, "tools")] = None,
+    output: Annotated[Path | None, option(ToolCallsConfig, "output", "-o", "--output")] = None,
+    n: Annotated[int | None, option(ToolCallsConfig, "n", "-n")] = None,
+    paraphrase: Annotated[bool | None, option(ToolCallsConfig, "paraphrase")] = None,
+    model: Annotated[str | None, option(ToolCallsConfig, "model")] = None,
+    base_url: Annotated[str | None, option(ToolCallsConfig, "base_url")] = None,
+    max_attempts: Annotated[int | None, option(ToolCallsConfig, "max_attempts")] = None,
+    seed: Annotated[int | None, option(ToolCallsConfig, "seed")] = None,
+) -> None:
+    """Tool-calling SFT data: one call, two calls, no tool, follow-ups; calls validated, tools really run."""
+    import json
+    import tempfile
+    from contextlib import ExitStack
+
+    from llmworks.agent.tools.synth import builtin_specs
+    from llmworks.atomic import atomic_write
+    from llmworks.client import make_client
+    from llmworks.data.cli import config_path, out
+    from llmworks.data.io import JsonlWriter
+    from llmworks.data.progress import advance, progress
+    from llmworks.data.synth.tool_calls import SynthReport, read_tool_file
+    from llmworks.data.synth.tool_calls import synth_tool_calls as run
+    from llmworks.errors import UserError
+
+    cfg = from_cli(
+        ToolCallsConfig, config, overrides,
+        tools=tools, output=output, n=n, paraphrase=paraphrase, model=model, base_url=base_url,
+        max_attempts=max_attempts, seed=seed,
+    )  # fmt: skip
+    assert cfg.output is not None
+    output = cfg.output
+    specs = [
+        s for src in cfg.tools if src != "builtin" for s in read_tool_file(src)
+    ]  # checked before any model
+    report = SynthReport()
+    with ExitStack() as stack:
+        if "builtin" in cfg.tools:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="llmworks-toolsynth-")))
+            specs = stack.enter_context(builtin_specs(scratch)) + specs
+        names = [s.name for s in specs]
+        dup = sorted({x for x in names if names.count(x) > 1})
+        if dup:
+            raise UserError(f"tool names appear twice: {', '.join(dup)}.", "Rename them in your tools file.")
+        client = stack.enter_context(make_client(cfg.model, cfg.base_url))
+        w = stack.enter_context(JsonlWriter(output, "examples"))
+        bar = stack.enter_context(progress("tool-calls", cfg.n, unit="items"))
+        w.empty_reason = "every example was rejected"
+        for rec in run(specs, cfg.n, client, report, cfg.paraphrase, cfg.seed, cfg.max_attempts):
+            w.write(rec)
+            advance(bar)
+    manifest = output.with_name(output.name + ".manifest.json")
+    atomic_write(manifest, json.dumps({"output": str(output), **report.manifest()}, indent=2) + "\n")
+    save_beside(cfg, config_path(output), "llmworks data synth tool-calls")
+    m = report.manifest()
+    kinds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in m["kinds"].items())
+    out.print(
+        f"wrote {m['examples']} examples to {output} ({kinds}) at {m['examples_per_second']} examples/s"
+    )
+    for what, c in (("calls", m["calls"]), ("model-written calls", m["model_calls"])):
+        if c["accepted"] or c["rejected"]:
+            why = ", ".join(f"{k} {v}" for k, v in c["rejected_by"].items()) or "none"
+            out.print(f"  {what}: {c['accepted']} accepted, {c['rejected']} rejected ({why})")
+    run_here = [t for t, how in m["tool_results"].items() if how == "run"]
+    synthesized = [t for t, how in m["tool_results"].items() if how != "run"]
+    out.print(
+        f"  tool results: run for {', '.join(run_here) or 'none'}"
+        + (f"; synthesized from the call for {', '.join(synthesized)}" if synthesized else "")
+    )
+    dropped = ", ".join(f"{k} {v}" for k, v in m["dropped"].items())
+    out.print(
+        f"  duplicates removed: {m['duplicates_removed']}" + (f"; dropped: {dropped}" if dropped else "")
+    )
+    out.print(f"manifest: {manifest}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from llmworks.data.cli import app
+from llmworks.cli import app
 from llmworks.errors import UserError
 
 
@@ -20,7 +20,7 @@ class Result:
 
 def run_cli(*args: str) -> Result:
     """Invoke `llmworks data ...`; a UserError becomes exit 2 with its one-line message, as in the root CLI."""
-    r = CliRunner().invoke(app, [str(a) for a in args])
+    r = CliRunner().invoke(app, ["data", *(str(a) for a in args)])
     if isinstance(r.exception, UserError):
         return Result(2, r.output, f"error: {r.exception}")
     if r.exception and not isinstance(r.exception, SystemExit):
