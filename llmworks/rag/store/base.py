@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PAYLOAD", "Filter", "Store", "StoredHit"]
+__all__ = ["PAYLOAD", "Filter", "Store", "StoredHit", "batches"]
 
 PAYLOAD = ("id", "kb", "text", "source", "page", "heading", "start", "end", "row", "kind", "hash", "tags")
 """The fields of a row besides its vector and version columns."""
@@ -92,3 +92,15 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def batches(ids: Iterable[str], size: int) -> Iterable[list[str]]:
+    """`ids` in lists of at most `size` (each store's limit per request); itertools.batched is 3.12+."""
+    part: list[str] = []
+    for i in ids:
+        part.append(i)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part

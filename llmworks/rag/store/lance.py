@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from llmworks.rag.store.base import PAYLOAD, Filter, Store, StoredHit
+from llmworks.rag.store.base import PAYLOAD, Filter, Store, StoredHit, batches
 
 TABLE = "chunks"
 ANN_MIN_ROWS = 5000
@@ -65,11 +65,11 @@ class LanceStore(Store):
         self._table.add(pa.table(cols, schema=self.schema))
 
     def mark(self, ids: Iterable[str], **columns: int) -> None:
-        for part in _batches(ids):
+        for part in batches(ids, BATCH):
             self._table.update(where=f"id IN ({_sql_list(part)})", values=columns)
 
     def delete(self, ids: Iterable[str]) -> None:
-        for part in _batches(ids):
+        for part in batches(ids, BATCH):
             self._table.delete(f"id IN ({_sql_list(part)})")
 
     def purge(self, version: int) -> int:
@@ -115,7 +115,7 @@ class LanceStore(Store):
 
     def fetch(self, ids: Sequence[str], flt: Filter) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for part in _batches(ids):
+        for part in batches(ids, BATCH):
             where = f"{_where(flt)} AND id IN ({_sql_list(part)})"
             rows = self._table.search().where(where).select(list(PAYLOAD)).limit(len(part)).to_arrow()
             out.update({r["id"]: r for r in rows.to_pylist()})
@@ -173,14 +173,3 @@ def _where(flt: Filter) -> str:
 def _sql_list(values: Iterable[str]) -> str:
     items = ["'" + str(v).replace("'", "''") + "'" for v in values]
     return ", ".join(items) or "NULL"
-
-
-def _batches(ids: Iterable[str]) -> Iterable[list[str]]:
-    part: list[str] = []
-    for i in ids:
-        part.append(i)
-        if len(part) == BATCH:
-            yield part
-            part = []
-    if part:
-        yield part

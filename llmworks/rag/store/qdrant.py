@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from llmworks.errors import UserError
-from llmworks.rag.store.base import PAYLOAD, Filter, Store, StoredHit
+from llmworks.rag.store.base import PAYLOAD, Filter, Store, StoredHit, batches
 
 BATCH = 256
 """Points per upsert / id-list request."""
@@ -75,13 +75,13 @@ class QdrantStore(Store):
             self._client.upsert(self.collection, points, wait=True)
 
     def mark(self, ids: Iterable[str], **columns: int) -> None:
-        for part in _batches(ids):
+        for part in batches(ids, BATCH):
             self._client.set_payload(
                 self.collection, payload=dict(columns), points=[_point_id(i) for i in part], wait=True
             )
 
     def delete(self, ids: Iterable[str]) -> None:
-        for part in _batches(ids):
+        for part in batches(ids, BATCH):
             self._client.delete(
                 self.collection,
                 points_selector=self._m.PointIdsList(points=[_point_id(i) for i in part]),
@@ -126,7 +126,7 @@ class QdrantStore(Store):
     def fetch(self, ids: Sequence[str], flt: Filter) -> dict[str, dict[str, Any]]:
         m = self._m
         out: dict[str, dict[str, Any]] = {}
-        for part in _batches(ids):
+        for part in batches(ids, BATCH):
             base = self._filter(flt)
             cond = m.Filter(must=[*(base.must or []), m.HasIdCondition(has_id=[_point_id(i) for i in part])])
             records, _ = self._client.scroll(
@@ -167,14 +167,3 @@ class QdrantStore(Store):
 def _point_id(chunk_id: str) -> str:
     """Qdrant ids are integers or UUIDs; a chunk id is 32 hex digits, i.e. a UUID."""
     return str(uuid.UUID(hex=chunk_id))
-
-
-def _batches(ids: Iterable[str]) -> Iterable[list[str]]:
-    part: list[str] = []
-    for i in ids:
-        part.append(i)
-        if len(part) == BATCH:
-            yield part
-            part = []
-    if part:
-        yield part
