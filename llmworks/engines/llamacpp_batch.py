@@ -115,6 +115,7 @@ class LlamaBatchRunner:
         self._clock = itertools.count(1)
         self._guard: Utf8Guard | None = None  # built on the first constrained request
         self._candidates = np.zeros(0, dtype=_TOKEN_DATA)
+        self._token_ids = np.zeros(0, dtype=np.int32)
 
     # -- admission --
 
@@ -321,7 +322,8 @@ class LlamaBatchRunner:
         if self._guard is None:
             self._guard = Utf8Guard([self._piece(t) for t in range(self.n_vocab)])
             self._candidates = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
-            self._candidates["id"] = np.arange(self.n_vocab)
+            self._token_ids = np.arange(self.n_vocab, dtype=np.int32)
+            self._candidates["id"] = self._token_ids
         logits = np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, index), shape=(self.n_vocab,))
         cand = self._candidates
         cand["logit"] = np.where(self._guard.allowed[slot.utf8_state], logits, -np.inf)
@@ -339,7 +341,7 @@ class LlamaBatchRunner:
             )
         tok = int(picked.id)
         C.llama_sampler_accept(slot.sampler, tok)
-        cand["id"] = np.arange(self.n_vocab)  # samplers sort the array in place
+        cand["id"] = self._token_ids  # samplers sort the array in place
         slot.utf8_state = int(self._guard.next_state[slot.utf8_state, tok])
         return tok
 
