@@ -361,13 +361,15 @@ def synth_tool_calls(
     tools: Annotated[str | None, option(ToolCallsConfig, "tools")] = None,
     output: Annotated[Path | None, option(ToolCallsConfig, "output", "-o", "--output")] = None,
     n: Annotated[int | None, option(ToolCallsConfig, "n", "-n")] = None,
+    kinds: Annotated[str | None, option(ToolCallsConfig, "kinds")] = None,
     paraphrase: Annotated[bool | None, option(ToolCallsConfig, "paraphrase")] = None,
     model: Annotated[str | None, option(ToolCallsConfig, "model")] = None,
     base_url: Annotated[str | None, option(ToolCallsConfig, "base_url")] = None,
     max_attempts: Annotated[int | None, option(ToolCallsConfig, "max_attempts")] = None,
     seed: Annotated[int | None, option(ToolCallsConfig, "seed")] = None,
 ) -> None:
-    """Tool-calling SFT data: one call, two calls, no tool, follow-ups; calls validated, tools really run."""
+    """Tool-calling SFT data: one call, two calls, no tool, a tool not on offer, follow-ups; calls validated,
+    tools really run."""
     import json
     import tempfile
     from contextlib import ExitStack
@@ -375,6 +377,7 @@ def synth_tool_calls(
     from llmworks.agent.tools.synth import builtin_specs
     from llmworks.atomic import atomic_write
     from llmworks.client import make_client
+    from llmworks.data.builtin import TOOL_CATALOG
     from llmworks.data.cli import config_path, out
     from llmworks.data.io import JsonlWriter
     from llmworks.data.progress import advance, progress
@@ -384,14 +387,13 @@ def synth_tool_calls(
 
     cfg = from_cli(
         ToolCallsConfig, config, overrides,
-        tools=tools, output=output, n=n, paraphrase=paraphrase, model=model, base_url=base_url,
+        tools=tools, output=output, n=n, kinds=kinds, paraphrase=paraphrase, model=model, base_url=base_url,
         max_attempts=max_attempts, seed=seed,
     )  # fmt: skip
     assert cfg.output is not None
     output = cfg.output
-    specs = [
-        s for src in cfg.tools if src != "builtin" for s in read_tool_file(src)
-    ]  # checked before any model
+    files = [TOOL_CATALOG if src == "catalog" else src for src in cfg.tools if src != "builtin"]
+    specs = [s for f in files for s in read_tool_file(f)]  # checked before any model
     report = SynthReport()
     with ExitStack() as stack:
         if "builtin" in cfg.tools:
@@ -405,7 +407,8 @@ def synth_tool_calls(
         w = stack.enter_context(JsonlWriter(output, "examples"))
         bar = stack.enter_context(progress("tool-calls", cfg.n, unit="items"))
         w.empty_reason = "every example was rejected"
-        for rec in run(specs, cfg.n, client, report, cfg.paraphrase, cfg.seed, cfg.max_attempts):
+        made = run(specs, cfg.n, client, report, cfg.paraphrase, cfg.seed, cfg.max_attempts, kinds=cfg.kinds)
+        for rec in made:
             w.write(rec)
             advance(bar)
     manifest = output.with_name(output.name + ".manifest.json")
@@ -422,9 +425,14 @@ def synth_tool_calls(
             out.print(f"  {what}: {c['accepted']} accepted, {c['rejected']} rejected ({why})")
     run_here = [t for t, how in m["tool_results"].items() if how == "run"]
     synthesized = [t for t, how in m["tool_results"].items() if how != "run"]
+    shown = (
+        ", ".join(synthesized)
+        if len(synthesized) <= 8
+        else f"{len(synthesized)} tools ({synthesized[0]}, ...)"
+    )
     out.print(
         f"  tool results: run for {', '.join(run_here) or 'none'}"
-        + (f"; synthesized from the call for {', '.join(synthesized)}" if synthesized else "")
+        + (f"; synthesized from the call for {shown}" if synthesized else "")
     )
     dropped = ", ".join(f"{k} {v}" for k, v in m["dropped"].items())
     out.print(

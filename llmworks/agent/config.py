@@ -252,9 +252,7 @@ def _check_model(cfg: AgentConfig, client: Client) -> None:
     engine = getattr(client, "engine", None)
     if engine is None or not cfg.constrain:
         return
-    from llmworks.engines.base import Engine
-
-    if type(engine).compile_constraint is Engine.compile_constraint:
+    if not engine.has_grammars:
         fix = {
             "tools": "Use loop: react with constrain: false, or constrain: false (tool calls as text)",
             "react": "Set constrain: false (the ReAct text is parsed)",

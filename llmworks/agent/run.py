@@ -147,6 +147,7 @@ class Run:
 
     def chat(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> ChatResult:
         options.setdefault("max_tokens", self.budget.step_tokens)
+        options.setdefault("tool_grammar", self.constrain)  # constrain: false means free text everywhere
         r = self.client.chat(list(messages), temperature=self.temperature, seed=self.seed, **options)
         self.requests += 1
         self.prompt_tokens += r.usage.prompt_tokens

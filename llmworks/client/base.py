@@ -46,6 +46,9 @@ class GenOptions:
     tools: tuple[Mapping[str, Any], ...] | None = None
     tool_choice: str | Mapping[str, Any] | None = None
     response_format: Mapping[str, Any] | None = None
+    tool_grammar: bool = True
+    """tool_choice auto: a call the model starts is grammar-constrained, where the engine has grammars
+    (in-process engines; a server applies its own setting, `llmworks serve --no-tool-grammar`)."""
 
     @staticmethod
     def of(**kw: Any) -> GenOptions:

@@ -33,9 +33,18 @@ def chat_request(
         tool_choice=opts.tool_choice,
         response_format=opts.response_format,
         stop=(*opts.stop, *engine.stop_strings),
+        tool_grammar=opts.tool_grammar and engine.has_grammars,
     )
     ids = engine.encode_prompt(prompt.text)
-    grammar = engine.compile_constraint(prompt.constraint) if prompt.constraint is not None else None
+    grammar = None
+    if prompt.constraint is not None:
+        try:
+            grammar = engine.compile_constraint(prompt.constraint)
+        except UserError:
+            if not prompt.constraint.tagged:
+                raise
+            # tool_choice auto asked for no constraint: tools whose schemas make no grammar are then
+            # offered unconstrained, as they would be on a server without grammars.
     return prompt, ids, sampling(opts, prompt.stop, grammar=grammar, logprobs=logprobs)
 
 

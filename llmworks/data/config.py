@@ -287,15 +287,22 @@ class PairsConfig(StageConfig):
         return errors
 
 
+TOOL_CALL_KINDS = ("single", "sequence", "no_tool", "unmatched", "follow_up")
+"""unmatched: a request for a tool that is not on offer (others are), answered in words: no call."""
+
+
 class ToolCallsConfig(StageConfig):
     """`data synth tool-calls [--tools builtin|FILE] -n N -o OUT.jsonl`: tool-calling SFT data."""
 
     tools: list[str] = Field(default_factory=lambda: ["builtin"])
-    """builtin (python, calculator, chart, speak: run for real) and/or YAML/JSON files of OpenAI tools."""
+    """builtin (python, calculator, chart, speak: run for real), catalog (a hundred tools of many domains,
+    with natural requests; results synthesized) and/or YAML/JSON files of OpenAI tools."""
     output: Path | None = None
     """Output JSONL (messages with tool_calls, and tools); the manifest goes beside it."""
     n: int = 200
-    """Examples to make (the four kinds in turn: single call, two calls, no tool, follow-up)."""
+    """Examples to make (the kinds in turn: single call, two calls, no tool, a tool not on offer, follow-up)."""
+    kinds: list[str] = Field(default_factory=lambda: list(TOOL_CALL_KINDS))
+    """Which kinds to make, in equal numbers: single, sequence, no_tool, unmatched, follow_up."""
     paraphrase: bool = False
     """Let the model write new requests and calls (Self-Instruct); every call is validated either way. Off by
     default: a call can be valid and still wrong, and the embedded model writes such calls (use a larger one)."""

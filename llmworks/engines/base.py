@@ -143,6 +143,11 @@ class Engine(ABC):
 
     # -- optional capabilities --
 
+    @property
+    def has_grammars(self) -> bool:
+        """Whether this engine enforces output constraints (it overrides `compile_constraint`)."""
+        return type(self).compile_constraint is not Engine.compile_constraint
+
     def compile_constraint(self, constraint: OutputConstraint) -> Grammar:
         """The constraint as this engine enforces it; UserError when it cannot be compiled or enforced."""
         raise UserError(

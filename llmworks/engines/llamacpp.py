@@ -32,6 +32,21 @@ _LOOSE_CHAR = r'char ::= [^"\\] |'
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 
 
+# tool_choice auto: free text, then calls in tags. Text may write "<" but not "<t", the tag's start, so a
+# call the model begins is held to the schema; the tags' newlines are optional, as the parser's are.
+_TAGGED = r"""root ::= tagged-text tagged-call*
+tagged-text ::= ([^<] | "<" [^t<])*
+tagged-call ::= "<tool_call>" "\n"? tool-call "\n"? "</tool_call>" "\n"?
+"""
+
+
+def _tagged(gbnf: str) -> str:
+    """The call grammar (its `root` renamed `tool-call`) under `_TAGGED`."""
+    lines = gbnf.splitlines()
+    renamed = [("tool-call" + ln[4:]) if ln.startswith("root ::=") else ln for ln in lines]
+    return _TAGGED + "\n".join(renamed) + "\n"
+
+
 class LlamaCppEngine(Engine):
     def __init__(
         self,
@@ -142,6 +157,8 @@ class LlamaCppEngine(Engine):
         # (a model then writes a raw newline, and the "constrained" output does not parse): exclude them, as
         # llama.cpp's own json-schema-to-grammar does.
         gbnf = gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
+        if constraint.tagged:
+            gbnf = _tagged(gbnf)
         if len(gbnf) > MAX_GRAMMAR_CHARS:
             raise UserError(
                 f"the JSON schema makes a grammar of {len(gbnf):,} characters (at most {MAX_GRAMMAR_CHARS:,}): "

@@ -37,6 +37,7 @@ def run(
     chat: Annotated[bool | None, _opt("chat", "--chat/--no-chat")] = None,
     method: Annotated[str | None, _opt("method")] = None,
     tool_choice: Annotated[str | None, _opt("tool_choice")] = None,
+    tool_grammar: Annotated[bool | None, _opt("tool_grammar", "--tool-grammar/--no-tool-grammar")] = None,
     judge: Annotated[str | None, _opt("judge")] = None,
     engine: Annotated[str | None, _opt("engine")] = None,
     ctx: Annotated[int | None, _opt("ctx")] = None,
@@ -50,7 +51,7 @@ def run(
         EvalConfig, config, args,
         tasks=tasks, model=model, base_url=base_url, api_key=api_key, output_dir=output, limit=limit,
         concurrency=concurrency, shots=shots, chat=chat, method=method, tool_choice=tool_choice, judge=judge,
-        engine=engine, ctx=ctx, retries=retries, harness=harness,
+        tool_grammar=tool_grammar, engine=engine, ctx=ctx, retries=retries, harness=harness,
     )  # fmt: skip
     evaluate(cfg)
 

@@ -43,6 +43,10 @@ class EvalConfig(StageConfig):
     """Function-calling tasks (bfcl:*): auto = the model decides whether to call a tool (as BFCL asks);
     required = it must call one, which llmworks (serve, or a local model) enforces with a grammar, so the
     call parses (one call per reply: parallel categories cannot be right)."""
+    tool_grammar: bool = True
+    """Function-calling tasks, tool_choice auto, on a local llama.cpp model: a call the model starts is held
+    to the tools' schemas by a grammar, as `llmworks serve` does (off: free text, parsed afterwards; over
+    HTTP the server decides: `llmworks serve --no-tool-grammar`)."""
     judge: str | None = None
     """A local model or a server URL that grades tasks with the "judge" metric."""
     engine: str | None = None

@@ -159,7 +159,9 @@ def _generate(client: Client, key: str, r: Request, cache: Cache) -> None:
     kw = {"max_tokens": r.max_tokens, "temperature": r.temperature, "stop": r.stop, "seed": r.seed}
     try:
         if r.kind == "chat" and r.tools:
-            reply = client.chat(r.messages, tools=r.tool_list, tool_choice=r.tool_choice, **kw)
+            reply = client.chat(
+                r.messages, tools=r.tool_list, tool_choice=r.tool_choice, tool_grammar=r.tool_grammar, **kw
+            )
             cache.put(key, answer_record(reply))
             return
         if r.kind == "chat":
@@ -299,6 +301,7 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
         chat_scoring=cfg.chat is True,
         force=None if cfg.method == "auto" else cfg.method,
         tool_choice=cfg.tool_choice,
+        tool_grammar=cfg.tool_grammar,
     )
 
 

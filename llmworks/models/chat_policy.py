@@ -11,6 +11,10 @@ The policy:
 - The template's end-of-turn token also stops generation as text, in case the model's EOS settings miss it.
 - `tool_choice` "required" or a named function, and `response_format` json_object / json_schema, become an
   `OutputConstraint` (a JSON schema) that the engine enforces (a llama.cpp grammar), so the output parses.
+- `tool_choice` "auto" on an engine with grammars (and `tool_grammar` on, the default): the reply is free
+  text or `<tool_call>` blocks whose JSON is a call of one of the tools, so a call the model starts always
+  parses (llama.cpp's server does the same with a lazy grammar). Text then cannot write "<t" (the start of
+  the tag) outside a call.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class OutputConstraint:
     """The output must be JSON matching `schema` (None: any JSON object)."""
 
     schema: Mapping[str, Any] | None = None
+    tagged: bool = False
+    """Free text, then any number of `<tool_call>` blocks whose JSON matches `schema` (tool_choice auto)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,10 @@ def render_chat(
     tool_choice: str | Mapping[str, Any] | None = None,
     response_format: Mapping[str, Any] | None = None,
     stop: Sequence[str] = (),
+    tool_grammar: bool = False,
 ) -> ChatPrompt:
-    """The prompt text for `messages` (a generation prompt follows), its stop strings and constraint."""
+    """The prompt text for `messages` (a generation prompt follows), its stop strings and constraint.
+    `tool_grammar`: constrain tool_choice auto too (the caller knows whether the engine has grammars)."""
     if template is None:
         raise no_template_error(model)
     mode = tool_choice_mode(tools, tool_choice)
@@ -89,10 +97,11 @@ def render_chat(
     stops = tuple(dict.fromkeys(s for s in stop if s))
     if eot and eot not in stops:
         stops = (*stops, eot)
+    constraint = response_format_constraint(response_format)
     if mode not in (None, "auto"):
-        constraint: OutputConstraint | None = tool_call_constraint(tools or [], mode)  # type: ignore[arg-type]
-    else:
-        constraint = response_format_constraint(response_format)
+        constraint = tool_call_constraint(tools or [], mode)  # type: ignore[arg-type]
+    elif mode == "auto" and tool_grammar and constraint is None:
+        constraint = tool_call_constraint(tools or [], "required", tagged=True)
     return ChatPrompt(text, stops, mode, constraint)
 
 
@@ -184,11 +193,13 @@ def tool_choice_mode(
     )
 
 
-def tool_call_constraint(tools: Sequence[Mapping[str, Any]], mode: str) -> OutputConstraint:
-    """One call: of the named function, or of any of them for "required"."""
+def tool_call_constraint(
+    tools: Sequence[Mapping[str, Any]], mode: str, tagged: bool = False
+) -> OutputConstraint:
+    """One call: of the named function, or of any of them for "required" (`tagged`: text or tagged calls)."""
     fns = [_fn(t) for t in tools if mode == "required" or _fn(t)["name"] == mode]
     calls = [_call_schema(f) for f in fns]
-    return OutputConstraint({"anyOf": calls} if len(calls) > 1 else calls[0])
+    return OutputConstraint({"anyOf": calls} if len(calls) > 1 else calls[0], tagged=tagged)
 
 
 def response_format_constraint(fmt: Mapping[str, Any] | None) -> OutputConstraint | None:

@@ -30,6 +30,7 @@ def serve(
     log_level: Annotated[str | None, option(ServeConfig, "log_level")] = None,
     agent: Annotated[list[str] | None, option(ServeConfig, "agents", "--agent")] = None,
     agent_builder: Annotated[bool | None, option(ServeConfig, "agent_builder", "--agent-builder")] = None,
+    tool_grammar: Annotated[bool | None, option(ServeConfig, "tool_grammar")] = None,
     kb: Annotated[list[str] | None, option(ServeConfig, "kb")] = None,
     kb_dir: Annotated[str | None, option(ServeConfig, "kb_dir")] = None,
     rag_access: Annotated[str | None, option(ServeConfig, "rag_access")] = None,
@@ -50,7 +51,7 @@ def serve(
         ServeConfig, config, args, "models",
         engine=engine, host=host, port=port, lora=lora, api_key=api_key, max_queue=max_queue,
         parallel=parallel, ctx=ctx, embedding_model=embedding_model, log_level=log_level, agents=agent,
-        agent_builder=agent_builder, kb=kb, kb_dir=kb_dir, rag_access=rag_access, rag_config=rag_config,
+        agent_builder=agent_builder, tool_grammar=tool_grammar, kb=kb, kb_dir=kb_dir, rag_access=rag_access, rag_config=rag_config,
     )  # fmt: skip
     if cfg.api_key is None and os.environ.get("LLMWORKS_API_KEY"):
         cfg.api_key = os.environ["LLMWORKS_API_KEY"]
@@ -72,6 +73,8 @@ def serve(
         serve_vllm(cfg.models, host, port, key, cfg.ctx, console)
         return
     served = load_served_models(cfg.models, cfg.engine, cfg.lora, cfg.parallel, cfg.ctx, cfg.max_queue)
+    for m in served.values():
+        m.tool_grammar = cfg.tool_grammar
     state = ServerState(served, api_key=key, embedder=Embedder(cfg.embedding_model))
     if cfg.agents:
         from llmworks.serve.agents import load_agent_apps

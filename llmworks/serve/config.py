@@ -48,6 +48,9 @@ class ServeConfig(StageConfig):
     """debug | info (a line per request) | warning | error."""
     agents: list[str] = Field(default_factory=list)
     """Agent configs (YAML) to serve as the models agent:NAME, on the first model unless they name one."""
+    tool_grammar: bool = True
+    """tool_choice auto on llama.cpp: a call the model starts is grammar-constrained to the tools' schemas
+    (off: calls are free text, parsed afterwards)."""
     agent_builder: bool = False
     """Serve the agent builder page at /builder: edit an agent config, try it live, save its YAML."""
     kb: list[str] = Field(default_factory=list)

@@ -89,7 +89,7 @@ async def chat_completion(
         )
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     n_logprobs = (body.top_logprobs or 0) if body.logprobs else None
-    opts = chat_options(body)
+    opts = dataclasses.replace(chat_options(body), tool_grammar=model.tool_grammar)
     try:  # off the event loop: a large prompt or schema must not stall the other requests
         prompt, ids, params = await asyncio.to_thread(chat_request, eng, messages, opts, n_logprobs)
     except UserError as e:

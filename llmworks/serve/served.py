@@ -20,6 +20,8 @@ class ServedModel:
     ctx: int
     """Context per sequence: the prompt plus the completion must fit."""
     created: int = field(default_factory=lambda: int(time.time()))
+    tool_grammar: bool = True
+    """tool_choice auto: calls grammar-constrained where the engine can (`--no-tool-grammar`: free text)."""
 
     @property
     def batched(self) -> bool:

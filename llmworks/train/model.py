@@ -104,7 +104,8 @@ def check_memory(cfg: TrainConfig, source: ModelSource, console: Console) -> Non
             f"training {source.name} with method={cfg.method}, batch_size={cfg.batch_size}, "
             f"max_seq_len={cfg.max_seq_len} needs about {need:.1f} GiB, more than this machine's "
             f"{total / 2**30:.1f} GiB.",
-            "Lower batch_size (raise grad_accum instead) or max_seq_len, or use method=lora.",
+            "Lower batch_size (raise grad_accum instead) or max_seq_len"
+            + ("." if cfg.method in ("lora", "qlora") else ", or use method=lora."),
         )
     if est.total > free:
         console.print(

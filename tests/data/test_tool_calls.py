@@ -15,7 +15,15 @@ from data_testing import read_jsonl, run_cli
 
 from llmworks.agent.tools.synth import builtin_specs
 from llmworks.client import ChatChunk, Usage
-from llmworks.data.synth.tool_calls import KINDS, SynthReport, ToolSpec, read_tool_file, synth_tool_calls
+from llmworks.data.synth.tool_calls import (
+    KINDS,
+    MAX_OFFERED,
+    SynthReport,
+    ToolSpec,
+    read_tool_file,
+    synth_tool_calls,
+)
+from llmworks.errors import UserError
 from llmworks.testing.fake_client import ScriptedClient
 
 WEATHER = {
@@ -90,14 +98,20 @@ def check_record(rec: dict[str, Any]) -> None:
 
 def test_templates_make_each_kind_with_real_results(builtins: list[ToolSpec], user_tools: Path) -> None:
     tools = builtins + read_tool_file(user_tools)
-    records, report = synth(tools, 24, seed=1)
-    assert len(records) == 24 and Counter(r["kind"] for r in records) == dict.fromkeys(KINDS, 6)
+    records, report = synth(tools, 30, seed=1)
+    assert len(records) == 30 and Counter(r["kind"] for r in records) == dict.fromkeys(KINDS, 6)
     for rec in records:
         check_record(rec)
     by_kind = {k: [r for r in records if r["kind"] == k] for k in KINDS}
     assert all(len(calls_of(r)) == 1 for r in by_kind["single"])
     assert all(len(calls_of(r)) == 2 for r in by_kind["sequence"])
     assert all(not calls_of(r) and r["tools"] for r in by_kind["no_tool"])  # tools offered, none called
+    assert all(len(r["tools"]) <= MAX_OFFERED for r in records)
+    for r in by_kind["unmatched"]:  # a request for a tool that is not offered: words, no call
+        assert not calls_of(r) and r["tools"] and r["messages"][-1]["content"].startswith("I can't do that")
+        need = r["messages"][-1]["content"].split("can ", 2)[-1].rstrip(".")
+        wanted = next(t for t in tools if t.description.rstrip(". ").lower().endswith(need.lower()))
+        assert wanted.name not in {t["function"]["name"] for t in r["tools"]}
     assert all(sum(m["role"] == "user" for m in r["messages"]) == 2 for r in by_kind["follow_up"])
     # the tools ran: python's result is the value of its code, speak and chart made files
     results = {}
@@ -145,7 +159,7 @@ def test_model_written_calls_are_validated_and_rejected_ones_replaced(builtins: 
     ]
     client = CallWriter(replies)
     report = SynthReport()
-    records = list(synth_tool_calls(speak, 20, client, report, paraphrase=True, seed=0, max_attempts=20))
+    records = list(synth_tool_calls(speak, 20, client, report, paraphrase=True, seed=0, max_attempts=40))
     singles = [r for r in records if r["kind"] == "single"]
     assert report.model_calls_accepted >= 1
     rejected = report.model_calls_rejected
@@ -163,7 +177,7 @@ def test_a_user_tools_file_in_openai_format(tmp_path: Path) -> None:
     yml.write_text("tools:\n  - " + json.dumps(WEATHER) + "\n  - " + json.dumps(SEND) + "\n")
     tools = read_tool_file(yml)
     assert [t.name for t in tools] == ["get_weather", "send_message"] and all(t.run is None for t in tools)
-    records, report = synth(tools, 12, seed=2)
+    records, report = synth(tools, 15, seed=2)
     assert Counter(r["kind"] for r in records) == dict.fromkeys(KINDS, 3)
     for rec in records:
         check_record(rec)
@@ -285,3 +299,54 @@ def test_a_short_real_run_with_paraphrase_through_the_embedded_model(tmp_path: P
     assert model["accepted"] + model["rejected"] >= 1  # the model was asked to write calls
     for rec in read_jsonl(out):
         check_record(rec)
+
+
+def test_request_templates_fill_slots_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    entry = {
+        "type": "function",
+        "function": {
+            "name": "convert_currency",
+            "description": "Convert an amount of money from one currency to another.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "amount": {"type": "number"},
+                    "source": {"type": "string"},
+                    "target": {"type": "string"},
+                    "rounded": {"type": "boolean"},
+                },
+                "required": ["amount", "source", "target"],
+            },
+        },
+        "requests": ["How much is {amount} {source} in {target}?", "Convert {amount} {source} to {target}."],
+        "values": {"amount": [12.5, 100], "source": ["USD", "EUR"], "target": ["JPY", "CHF"]},
+    }
+    path = tmp_path / "tools.yaml"
+    path.write_text(json.dumps([entry]))
+    records, _ = synth(read_tool_file(path), 6, seed=2)
+    singles = [r for r in records if r["kind"] == "single"]
+    assert singles
+    for r in singles:
+        request, (call,) = r["messages"][0]["content"], calls_of(r)
+        args = json.loads(call["arguments"])
+        assert set(args) == {"amount", "source", "target"}  # the slots, not the unstated optional one
+        assert all(str(v) in request for v in args.values())
+        assert not request.startswith("Can you use")  # the tool's own words, not a generic template
+    bad = {**entry, "requests": ["Convert {amount} {currency}."]}
+    path.write_text(json.dumps([bad]))
+    with pytest.raises(UserError, match=r"slot \{currency\} is not a parameter with values"):
+        read_tool_file(path)
+
+
+def test_shipped_catalog_loads_and_makes_valid_calls() -> None:
+    from llmworks.data.builtin import TOOL_CATALOG
+
+    specs = read_tool_file(TOOL_CATALOG)
+    assert len(specs) >= 80 and all(s.requests for s in specs)
+    records, report = synth(specs, 100, seed=0)
+    assert len(records) == 100 and report.calls_accepted >= 40
+    for rec in records:
+        check_record(rec)
+    # a catalog request states its values; the answer's call uses exactly those
+    rejected = sum(report.calls_rejected.values())
+    assert rejected <= 0.05 * (report.calls_accepted + rejected), report.calls_rejected

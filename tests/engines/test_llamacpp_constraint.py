@@ -69,3 +69,61 @@ def test_utf8_guard_agrees_with_pythons_decoder() -> None:
     assert guard.next_state[after_lead, 2] == 0
     surrogate_lead = advance(0, b"\xed")
     assert surrogate_lead is not None and not guard.allowed[surrogate_lead, 3]  # ED A0: a surrogate
+
+
+def _accepts(engine: object, gbnf: str, text: str) -> bool:
+    """Whether llama.cpp's grammar sampler lets `text` through token by token, and may then end."""
+    import ctypes
+
+    import llama_cpp as C
+    import numpy as np
+
+    runner = engine.runner  # type: ignore[attr-defined]
+    g = C.llama_sampler_init_grammar(runner._vocab, gbnf.encode(), b"root")
+    data = np.zeros(1, dtype=[("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+
+    def allowed(tok: int) -> bool:
+        data["id"], data["logit"] = tok, 0.0
+        cur = C.llama_token_data_array(data.ctypes.data_as(C.llama_token_data_p), 1, -1, False)
+        C.llama_sampler_apply(g, ctypes.byref(cur))
+        return bool(np.isfinite(data["logit"][0]))
+
+    try:
+        for tok in engine.tokenize(text, special=False):  # type: ignore[attr-defined]
+            if not allowed(tok):
+                return False
+            C.llama_sampler_accept(g, tok)
+        return allowed(C.llama_vocab_eos(runner._vocab))
+    finally:
+        C.llama_sampler_free(g)
+
+
+def test_tool_choice_auto_grammar_lets_text_or_valid_calls_through(tiny_gguf: Path) -> None:
+    """tool_choice auto, constrained: prose (even with "<"), or `<tool_call>` blocks whose JSON is a call
+    of an offered tool with arguments of its schema; a call with a wrong name or arguments cannot be written."""
+    from llmworks.models.chat_policy import tool_call_constraint
+
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    with load_engine(tiny_gguf, n_ctx=256) as engine:
+        gbnf = engine.compile_constraint(tool_call_constraint([weather], "required", tagged=True)).gbnf
+        for ok in ("Hello there.", "x < 3, so no.", "", call, call + "\n" + call, "Let me check." + call):
+            assert _accepts(engine, gbnf, ok), ok
+        for bad in (
+            '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>',  # not offered
+            '<tool_call>\n{"name": "get_weather", "arguments": {}}\n</tool_call>',  # city missing
+            '<tool_call>\n{"name": "get_weather", "arguments": {"city": 3}}\n</tool_call>',
+            '<tool_call>\n{"name": "get_weather"',  # cut off: may not end here
+            call + " and some words after it",
+        ):
+            assert not _accepts(engine, gbnf, bad), bad

@@ -84,6 +84,20 @@ def test_forced_calls_and_response_formats_are_constraints(template: ChatTemplat
         render_chat(template, [{"role": "user", "content": "x"}], response_format={"type": "json_schema"})
 
 
+def test_auto_tool_choice_is_constrained_only_where_asked(template: ChatTemplate) -> None:
+    msgs = [{"role": "user", "content": "x"}]
+    free = render_chat(template, msgs, tools=[TOOL])
+    assert free.tool_mode == "auto" and free.constraint is None and not free.forced_call
+    tagged = render_chat(template, msgs, tools=[TOOL], tool_grammar=True)
+    assert tagged.constraint is not None and tagged.constraint.tagged and not tagged.forced_call
+    assert tagged.constraint.schema["properties"]["name"] == {"const": "add"}  # type: ignore[index]
+    fmt = {"type": "json_object"}  # a response format the caller asked for wins over the tool grammar
+    assert render_chat(template, msgs, tools=[TOOL], tool_grammar=True, response_format=fmt).constraint == (
+        OutputConstraint(None)
+    )
+    assert render_chat(template, msgs, tool_grammar=True).constraint is None  # no tools, nothing to constrain
+
+
 def test_streamed_replies_hold_back_what_may_become_a_call(template: ChatTemplate) -> None:
     p = render_chat(template, [{"role": "user", "content": "x"}], tools=[TOOL])
     s = ReplyStream(p)

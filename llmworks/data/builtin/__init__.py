@@ -230,6 +230,10 @@ def general_messages(model: str | None = None, max_tokens: int = 40) -> list[dic
     return records
 
 
+TOOL_CATALOG = Path(__file__).with_name("tool_catalog.yaml")
+"""About a hundred tools of many domains, each with natural requests (`data synth tool-calls --tools catalog`):
+varied schemas, so a tuned model learns to call whatever tool it is given, not only the built-ins."""
+
 BUILTIN_SETS = {"sentiment": sentiment_messages, "memory": memory_messages, "general": general_messages}
 """`builtin:NAME` in a recipe's data list: name -> a function returning the training records."""
 

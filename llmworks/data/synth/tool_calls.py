@@ -26,6 +26,7 @@ import yaml
 
 from llmworks.client import Client
 from llmworks.data.clean import exact_key
+from llmworks.data.config import TOOL_CALL_KINDS
 from llmworks.errors import UserError
 
 __all__ = [
@@ -39,7 +40,10 @@ __all__ = [
     "synth_tool_calls",
 ]
 
-KINDS = ("single", "sequence", "no_tool", "follow_up")
+KINDS = TOOL_CALL_KINDS
+MAX_OFFERED = 4
+"""Tools on offer in one record at most: the needed ones plus others picked at random (a catalog of a hundred
+tools would not fit the context, and BFCL offers one to four)."""
 Runner = Callable[[dict[str, Any]], tuple[str, bool]]
 """Runs a call: (result text, ok)."""
 
@@ -47,6 +51,7 @@ Runner = Callable[[dict[str, Any]], tuple[str, bool]]
 DERIVED = {"code", "expression", "title", "query"}
 MAX_FAILING = 20
 """A kind that fails this many times in a row is given up (the others go on)."""
+SLOT = re.compile(r"\{(\w+)\}")
 _NUMBER = re.compile(r"(?<![\w.-])-?\d+(?:\.\d+)?")  # not the 2 of chart-2.png
 
 
@@ -59,6 +64,10 @@ class ToolSpec:
     """None: results are synthesized from the call (the tool is not run)."""
     builtin: bool = False
     """A built-in agent tool: its own templates (others get generic ones from the schema)."""
+    requests: list[str] = field(default_factory=list)
+    """Requests that need this tool, with {parameter} slots (a tools file's `requests`; else generic)."""
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    """Values for the slots (a tools file's `values`)."""
 
     def openai(self) -> dict[str, Any]:
         return {
@@ -125,8 +134,9 @@ class NoTemplate(Rejected):
 
 
 def read_tool_file(path: Path | str) -> list[ToolSpec]:
-    """Tools from a YAML or JSON list in OpenAI `tools` format (or bare function objects). Every bad tool is
-    reported in one UserError."""
+    """Tools from a YAML or JSON list in OpenAI `tools` format (or bare function objects). An entry may add
+    `requests` (user requests with {parameter} slots) and `values` (per parameter, the values to fill them
+    with): natural requests instead of generic ones. Every bad tool is reported in one UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such tools file: {path}.", "Give a YAML/JSON list of OpenAI tools, or builtin.")
@@ -182,15 +192,31 @@ def _spec(entry: Any, where: str) -> ToolSpec:
     except jsonschema.SchemaError as e:
         at = "/".join(str(p) for p in e.path) or "(top)"
         raise Rejected(f"{where}: parameters are not valid JSON Schema at {at}: {e.message}") from None
-    return ToolSpec(name, desc.strip(), params)
+    requests, values = _request_templates(entry, params, where)
+    return ToolSpec(name, desc.strip(), params, requests=requests, values=values)
+
+
+def _request_templates(entry: Any, params: dict[str, Any], where: str) -> tuple[list[str], dict[str, list]]:
+    requests, values = entry.get("requests", []), entry.get("values", {})
+    if not isinstance(requests, list) or not all(isinstance(r, str) and r.strip() for r in requests):
+        raise Rejected(f"{where}: requests must be a list of texts")
+    if not isinstance(values, dict) or not all(isinstance(v, list) and v for v in values.values()):
+        raise Rejected(f"{where}: values must map parameters to non-empty lists")
+    props = params.get("properties", {})
+    for r in requests:
+        for slot in SLOT.findall(r):
+            if slot not in props or slot not in values:
+                raise Rejected(f"{where}: request slot {{{slot}}} is not a parameter with values")
+    return requests, values
 
 
 # -- checking calls ----------------------------------------------------------------------------------
 
 
-def call_problem(spec: ToolSpec, args: Any, request: str) -> str | None:
+def call_problem(spec: ToolSpec, args: Any, request: str, numbers_in: str | None = None) -> str | None:
     """Why a call cannot be trained on, or None: it must match the schema, and use the values the request
-    states (a number the user gave, the text to read): a call that invents them teaches the model to."""
+    states (a number the user gave, the text to read): a call that invents them teaches the model to.
+    `numbers_in`: the part of the request whose numbers must all be used (default: all of it)."""
     import jsonschema
 
     if not isinstance(args, dict):
@@ -200,7 +226,7 @@ def call_problem(spec: ToolSpec, args: Any, request: str) -> str | None:
         return "schema: " + errors[0].validator  # type: ignore[no-any-return]
     text = json.dumps(args, ensure_ascii=False)
     have = {float(n) for n in _NUMBER.findall(text)}
-    if any(float(n) not in have for n in _NUMBER.findall(request)):
+    if any(float(n) not in have for n in _NUMBER.findall(request if numbers_in is None else numbers_in)):
         return "request's numbers not used"
     props = spec.parameters.get("properties", {})
     for key, value in args.items():
@@ -227,13 +253,15 @@ class _Session:
     n_calls: int = 0
     answers: dict[str, str | None] = field(default_factory=dict)
     """Plain answers by prompt: greedy, so each prompt is asked once."""
+    unwanted: str | None = None
+    """The tool the last `unmatched` request needs, which its record must not offer."""
 
     def call(
-        self, name: str, args: dict[str, Any], request: str
+        self, name: str, args: dict[str, Any], request: str, numbers_in: str | None = None
     ) -> tuple[dict[str, Any], dict[str, Any], str]:
         """(the assistant's call message, the tool's message, the result text); Rejected if unusable."""
         spec = self.tools[name]
-        problem = call_problem(spec, args, request)
+        problem = call_problem(spec, args, request, numbers_in)
         if problem:
             self.report.calls_rejected[problem] += 1
             raise Rejected(problem)
@@ -257,12 +285,17 @@ class _Session:
             result,
         )
 
-    def offered(self, needed: Sequence[str]) -> list[dict[str, Any]]:
-        """The tools the record offers: the needed ones and each other one half the time, shuffled, so the
-        model learns to choose among whatever tools it is given."""
-        names = [n for n in self.tools if n in needed or self.rng.random() < 0.5] or [
-            self.rng.choice(list(self.tools))
-        ]
+    def offered(self, needed: Sequence[str], unwanted: str | None = None) -> list[dict[str, Any]]:
+        """The tools the record offers: the needed ones and others at random (each half the time, up to
+        MAX_OFFERED in all; never `unwanted`), shuffled, so the model learns to choose among whatever tools
+        it is given."""
+        others = [n for n in self.tools if n not in needed and n != unwanted]
+        self.rng.shuffle(others)
+        room = max(0, MAX_OFFERED - len(needed))
+        names = [*needed, *[n for n in others if self.rng.random() < 0.5][:room]]
+        if not names and others:
+            names = [others[0]]
+        names = list(dict.fromkeys(names))
         self.rng.shuffle(names)
         return [self.tools[n].openai() for n in names]
 
@@ -281,9 +314,10 @@ def synth_tool_calls(
     seed: int = 0,
     max_attempts: int | None = None,
     answer_tokens: int = 48,
+    kinds: Sequence[str] = KINDS,
 ) -> Iterator[dict[str, Any]]:
-    """Yield up to `n` distinct records ({"messages", "tools", "kind"}), the kinds in turn. `client` answers
-    the no-tool requests (without one, that kind is not made) and, with `paraphrase`, writes calls."""
+    """Yield up to `n` distinct records ({"messages", "tools", "kind"}), the `kinds` in turn. `client`
+    answers the no-tool requests (without one, that kind is not made) and, with `paraphrase`, writes calls."""
     from llmworks.data.synth import tool_templates as T
 
     if not tools:
@@ -291,11 +325,20 @@ def synth_tool_calls(
     session = _Session({t.name: t for t in tools}, random.Random(seed), report)
     for t in tools:
         report.results[t.name] = "run" if t.run is not None else "synthesized"
-    kinds = [k for k in KINDS if k != "no_tool" or client is not None]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise UserError(f"unknown kind(s): {', '.join(unknown)}.", f"Choose from {', '.join(KINDS)}.")
+    wanted = kinds
+    kinds = [
+        k
+        for k in KINDS
+        if k in wanted and (k != "no_tool" or client is not None) and (k != "unmatched" or len(tools) > 1)
+    ]
     makers: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "single": lambda: _single(session, client if paraphrase else None),
         "sequence": lambda: T.sequence(session),
         "no_tool": lambda: _no_tool(session, client, paraphrase, answer_tokens),  # type: ignore[arg-type]
+        "unmatched": lambda: _unmatched(session),
         "follow_up": lambda: T.follow_up(session),
     }
     seen: set[int] = set()
@@ -315,7 +358,7 @@ def synth_tool_calls(
             continue
         failing[kind] = 0
         needed = [c["function"]["name"] for m in messages for c in m.get("tool_calls", [])]
-        offered = session.offered(needed)
+        offered = session.offered(needed, session.unwanted if kind == "unmatched" else None)
         key = exact_key(_dedupe_text(messages, offered))
         if key in seen:
             report.duplicates += 1
@@ -401,6 +444,19 @@ def _model_single(s: _Session, client: Client, name: str) -> list[dict[str, Any]
         result_msg,
         {"role": "assistant", "content": T.final_answer(name, result)},
     ]
+
+
+def _unmatched(s: _Session) -> list[dict[str, Any]]:
+    """A request that needs a tool the record does not offer: the answer says so, and calls nothing (what
+    BFCL's irrelevance category asks of a model)."""
+    from llmworks.data.synth import tool_templates as T
+
+    name = s.rng.choice(list(s.tools))
+    request, _args, _answer = T.single(s, name)
+    s.unwanted = name
+    need = s.tools[name].description.rstrip(". ")
+    answer = f"I can't do that here: none of the tools I have can {need[0].lower() + need[1:]}."
+    return [{"role": "user", "content": request}, {"role": "assistant", "content": answer}]
 
 
 def _no_tool(s: _Session, client: Client, paraphrase: bool, answer_tokens: int) -> list[dict[str, Any]]:

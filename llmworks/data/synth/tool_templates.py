@@ -221,6 +221,8 @@ BUILTIN: dict[str, Callable[[random.Random], Single]] = {
 
 def _generic(s: _Session, name: str) -> Single:
     spec = s.tools[name]
+    if spec.requests:
+        return _from_requests(s, name)
     args = example_arguments(spec.parameters, s.rng)
     phrase = ", ".join(f"{k.replace('_', ' ')} {_said(v)}" for k, v in args.items()) or "the defaults"
     desc = spec.description.rstrip(". ")
@@ -233,7 +235,21 @@ def _generic(s: _Session, name: str) -> Single:
     return s.rng.choice(options), args, lambda r: final_answer(name, r)
 
 
+def _from_requests(s: _Session, name: str) -> Single:
+    """A request from the tool's own templates: each slot filled from its values, which become the call's
+    arguments (a parameter the request does not state is left out)."""
+    from llmworks.data.synth.tool_calls import SLOT
+
+    spec = s.tools[name]
+    template = s.rng.choice(spec.requests)
+    args = {slot: s.rng.choice(spec.values[slot]) for slot in dict.fromkeys(SLOT.findall(template))}
+    request = SLOT.sub(lambda m: _said(args[m.group(1)]), template)
+    return request, args, lambda r: final_answer(name, r)
+
+
 def _said(value: Any) -> str:
+    if isinstance(value, list) and all(not isinstance(v, (list, dict)) for v in value):
+        return ", ".join(_said(v) for v in value)
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
@@ -386,8 +402,8 @@ def _two_generic(s: _Session) -> Messages:
     r_a, a_args, _ = single(s, first)
     r_b, b_args, _ = single(s, second)
     ask = f"{r_a.rstrip('.?')}, and then {r_b[0].lower() + r_b[1:]}"
-    call1, res1, r1 = s.call(first, a_args, ask)
-    call2, res2, r2 = s.call(second, b_args, ask)
+    call1, res1, r1 = s.call(first, a_args, r_a)  # each call is checked against its own part of the request
+    call2, res2, r2 = s.call(second, b_args, r_b)
     done = f"{final_answer(first, r1)} {final_answer(second, r2)}"
     return [
         {"role": "user", "content": ask},
@@ -434,7 +450,8 @@ def follow_up(s: _Session) -> Messages:
             {"role": "assistant", "content": "You're welcome!"},
         ]
     ask, tool, args2 = s.rng.choice(nxt)
-    call2, res2, r2 = s.call(tool, args2, context + "\n" + ask)
+    # the new turn's numbers must all be used; values may come from the whole conversation
+    call2, res2, r2 = s.call(tool, args2, context + "\n" + ask, numbers_in=ask)
     return [
         *convo,
         {"role": "user", "content": ask},

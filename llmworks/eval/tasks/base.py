@@ -32,6 +32,8 @@ class Request:
     """Chat with tools: the OpenAI `tools` list as a JSON text (hashable); the answer is then a dict with
     content, tool_calls and finish_reason instead of a string."""
     tool_choice: str | None = None
+    tool_grammar: bool = True
+    """tool_choice auto on a local llama.cpp model: calls grammar-constrained (a server decides for itself)."""
 
     @staticmethod
     def chat(
@@ -53,6 +55,8 @@ class Request:
         fields = asdict(self)
         if not self.tools:  # requests without tools keep the keys they had before tools existed
             del fields["tools"], fields["tool_choice"]
+        if self.tool_grammar:  # as tool requests were keyed before the option existed
+            del fields["tool_grammar"]
         return hashlib.sha256(json.dumps([model, fields], sort_keys=True).encode()).hexdigest()
 
     def shown(self) -> dict[str, Any]:
@@ -88,6 +92,9 @@ class Env:
     """The method the run asks for (None: log-likelihood where it can be computed)."""
     tool_choice: str = "auto"
     """Function-calling tasks: auto (the model decides) or required (one call, grammar-constrained)."""
+    tool_grammar: bool = True
+    """Function-calling tasks, tool_choice auto: a call the model starts is grammar-constrained (local
+    llama.cpp models; a server applies its own setting)."""
 
     def method(self) -> Method:
         """Log-likelihood when it can be computed on the prompt the model would see, else generation."""

@@ -30,6 +30,7 @@ class BFCL(Task):
         self.path = path
         self.max_tokens = max_tokens
         self.tool_choice = "auto"
+        self.tool_grammar = True
 
     def samples(self) -> list[dict[str, Any]]:
         return bfcl.load_category(self.category, bfcl.data_dir(self.path))
@@ -38,7 +39,16 @@ class BFCL(Task):
         self.tool_choice = env.tool_choice  # one per run; info() reports it
         tools = bfcl.to_tools(sample["function"])
         choice = None if env.tool_choice == "auto" else env.tool_choice  # auto: not sent, as BFCL does
-        return [Request.chat(sample["question"], tools=tools, tool_choice=choice, max_tokens=self.max_tokens)]
+        self.tool_grammar = env.tool_grammar
+        return [
+            Request.chat(
+                sample["question"],
+                tools=tools,
+                tool_choice=choice,
+                tool_grammar=env.tool_grammar,
+                max_tokens=self.max_tokens,
+            )
+        ]
 
     def score(self, sample: dict[str, Any], outputs: list[Any], env: Env) -> Scored:
         answer = outputs[0]
@@ -62,6 +72,7 @@ class BFCL(Task):
             "category": self.bfcl_name,
             "checker": bfcl.checker_name(),
             "tool_choice": self.tool_choice,
+            "tool_grammar": self.tool_grammar,
             "max_tokens": self.max_tokens,
             "tools": "BFCL's OpenAI function-calling conversion (convert_to_tool, GORILLA_TO_OPENAPI)",
         }
