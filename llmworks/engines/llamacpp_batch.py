@@ -323,15 +323,29 @@ class LlamaBatchRunner:
             self._guard = Utf8Guard([self._piece(t) for t in range(self.n_vocab)])
             self._candidates = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
             self._token_ids = np.arange(self.n_vocab, dtype=np.int32)
+            self._one = np.zeros(1, dtype=_TOKEN_DATA)
             self._candidates["id"] = self._token_ids
         logits = np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, index), shape=(self.n_vocab,))
+        masked = np.where(self._guard.allowed[slot.utf8_state], logits, -np.inf)
+        assert slot.sampler is not None and slot.request is not None
+        params = slot.request.params
+        if params.greedy and params.repetition_penalty == 1.0:  # the chain is [grammar, greedy]
+            # As llama.cpp's common sampler does: try the best token first, and run the grammar over the
+            # whole vocabulary only when it rejects that one (free text under the auto tool grammar is
+            # otherwise ~50k grammar checks a token).
+            tok = int(np.argmax(masked))
+            if np.isfinite(masked[tok]) and self._grammar_allows(
+                C.llama_sampler_chain_get(slot.sampler, 0), tok
+            ):
+                C.llama_sampler_accept(slot.sampler, tok)
+                slot.utf8_state = int(self._guard.next_state[slot.utf8_state, tok])
+                return tok
         cand = self._candidates
-        cand["logit"] = np.where(self._guard.allowed[slot.utf8_state], logits, -np.inf)
+        cand["logit"] = masked
         cand["p"] = 0.0
         cur = C.llama_token_data_array(
             data=cand.ctypes.data_as(C.llama_token_data_p), size=self.n_vocab, selected=-1, sorted=False
         )
-        assert slot.sampler is not None
         C.llama_sampler_apply(slot.sampler, ctypes.byref(cur))
         picked = cur.data[cur.selected]
         if picked.logit == -np.inf:  # accepting a token the grammar rejected would abort the process
@@ -344,6 +358,15 @@ class LlamaBatchRunner:
         cand["id"] = self._token_ids  # samplers sort the array in place
         slot.utf8_state = int(self._guard.next_state[slot.utf8_state, tok])
         return tok
+
+    def _grammar_allows(self, grammar: ctypes.c_void_p, token: int) -> bool:
+        one = self._one
+        one["id"], one["logit"], one["p"] = token, 0.0, 0.0
+        cur = C.llama_token_data_array(
+            data=one.ctypes.data_as(C.llama_token_data_p), size=1, selected=-1, sorted=False
+        )
+        C.llama_sampler_apply(grammar, ctypes.byref(cur))
+        return bool(np.isfinite(one["logit"][0]))
 
     def _piece(self, token: int) -> bytes:
         """The token's bytes as it adds them to text (empty for control tokens)."""

@@ -127,3 +127,28 @@ def test_tool_choice_auto_grammar_lets_text_or_valid_calls_through(tiny_gguf: Pa
             call + " and some words after it",
         ):
             assert not _accepts(engine, gbnf, bad), bad
+
+
+def test_greedy_constrained_tries_the_best_token_first_and_picks_the_same(tiny_gguf: Path) -> None:
+    """Greedy decoding under a grammar checks the best token alone before filtering the whole vocabulary;
+    its output is the one full filtering gives (top_k=1 sampling runs the grammar over every token)."""
+    from llmworks.models.chat_policy import tool_call_constraint
+
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+    }
+    with load_engine(tiny_gguf, n_ctx=256) as engine:
+        grammars = [  # mostly free text (the best token passes), and a schema (it mostly does not)
+            engine.compile_constraint(tool_call_constraint([tool], "required", tagged=True)),
+            engine.compile_constraint(
+                OutputConstraint({"type": "object", "properties": {"s": {"type": "string"}}})
+            ),
+        ]
+        for grammar in grammars:
+            for prompt in ("Name:", "The weather", "{"):
+                greedy, _ = engine.complete(prompt, SamplingParams(max_tokens=24, grammar=grammar))
+                full, _ = engine.complete(
+                    prompt, SamplingParams(max_tokens=24, temperature=1.0, top_k=1, seed=1, grammar=grammar)
+                )
+                assert greedy == full, (prompt, greedy, full)
