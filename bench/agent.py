@@ -70,14 +70,17 @@ def main() -> None:
         "--threads",
         type=int,
         default=0,
-        help="llama.cpp threads (0: all cores). On a busy shared machine 1 is several times faster than 2.",
+        help="llama.cpp threads (0: all cores).",
+    )
+    ap.add_argument(
+        "--model", default=None, help="A local model (default: the embedded one), e.g. a tuned GGUF."
     )
     args = ap.parse_args()
     only = set(args.only.split(","))
     if "sandbox" in only:
         emit(bench_sandbox())
     if "tasks" in only or "planner" in only:
-        client = make_client(parallel=4, **({"n_threads": args.threads} if args.threads else {}))
+        client = make_client(args.model, parallel=4, **({"n_threads": args.threads} if args.threads else {}))
         if "planner" in only:
             for c in args.constrain.split(","):
                 emit(bench_planner(client, c == "on", ceiling=c == args.constrain.split(",")[-1]))
@@ -85,15 +88,21 @@ def main() -> None:
             tasks = load_tasks(args.kinds, args.limit)
             for loop in args.loops.split(","):
                 for c in args.constrain.split(","):
-                    emit(
-                        bench_tasks(
-                            client, tasks, loop, c == "on", args.workers, not args.no_examples, args.verbose
-                        )
+                    record = bench_tasks(
+                        client, tasks, loop, c == "on", args.workers, not args.no_examples, args.verbose
                     )
+                    emit({**record, "model": args.model or "embedded"})
 
 
 def emit(record: dict) -> None:
-    print(json.dumps(record), flush=True)
+    print(
+        json.dumps({**record, "model": MODEL[0]} if record.get("bench") == "agent.tasks" else record),
+        flush=True,
+    )
+
+
+MODEL = ["embedded"]
+"""The model the tasks ran on (--model), named in each record."""
 
 
 # -- the task set --

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from llmworks.config_cli import ConfigFile, arguments, from_cli, option
-from llmworks.export.config import ExportConfig, GGUFConfig, MergeConfig, QuantConfig
+from llmworks.export.config import CardConfig, ExportConfig, GGUFConfig, MergeConfig, QuantConfig
 
 app = typer.Typer(
     help="Export: merge adapters, HF → GGUF (+ llama.cpp quantization), int8/int4 for transformers.",
@@ -69,6 +69,20 @@ def quant(
         QuantConfig, config, args, "model", output=output, method=method, eval=eval, threads=threads
     )
     _summary(quantize(cfg.model, cfg.method, cfg.out, evaluate=cfg.eval, n_threads=cfg.threads).to_json())
+
+
+@app.command()
+def card(
+    args: Annotated[list[str] | None, arguments(CardConfig, "model")] = None,
+    config: ConfigFile = None,
+    evals: Annotated[list[Path] | None, option(CardConfig, "evals", "--eval")] = None,
+) -> None:
+    """Put evaluation runs of an exported model into its model card (an Evaluation section)."""
+    from llmworks.export.card import add_evaluation
+
+    cfg = from_cli(CardConfig, config, args, "model", evals=evals)
+    assert cfg.model is not None
+    typer.echo(f"model card: {add_evaluation(cfg.model, cfg.evals)}")
 
 
 def _summary(report: dict[str, object]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from llmworks.config import StageConfig
 
@@ -96,4 +96,19 @@ class QuantConfig(ExportConfig):
         errors = super().problems()
         if self.method not in QUANT_METHODS:
             errors.append(f"method={self.method!r} (choose one of {', '.join(QUANT_METHODS)})")
+        return errors
+
+
+class CardConfig(StageConfig):
+    """`llmworks export card MODEL --eval RUN_DIR ...`: the model's evaluation runs, as a table in its card."""
+
+    model: Path | None = None
+    """An exported model: a .gguf file (card FILE.gguf.md) or an export directory (card README.md)."""
+    evals: list[Path] = Field(default_factory=list)
+    """`llmworks eval run` directories (their results.json) of this model, in the order to show them."""
+
+    def problems(self) -> list[str]:
+        errors = [] if self.model is not None else ["model is not set (give the exported model)"]
+        if not self.evals:
+            errors.append("no evaluation runs (give --eval RUN_DIR, repeatable)")
         return errors

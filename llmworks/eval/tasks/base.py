@@ -92,9 +92,9 @@ class Env:
     """The method the run asks for (None: log-likelihood where it can be computed)."""
     tool_choice: str = "auto"
     """Function-calling tasks: auto (the model decides) or required (one call, grammar-constrained)."""
-    tool_grammar: bool = True
+    tool_grammar: bool | None = True
     """Function-calling tasks, tool_choice auto: a call the model starts is grammar-constrained (local
-    llama.cpp models; a server applies its own setting)."""
+    llama.cpp models); None over HTTP, where the server applies its own setting."""
 
     def method(self) -> Method:
         """Log-likelihood when it can be computed on the prompt the model would see, else generation."""

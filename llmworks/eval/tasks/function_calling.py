@@ -30,7 +30,7 @@ class BFCL(Task):
         self.path = path
         self.max_tokens = max_tokens
         self.tool_choice = "auto"
-        self.tool_grammar = True
+        self.tool_grammar: bool | None = True
 
     def samples(self) -> list[dict[str, Any]]:
         return bfcl.load_category(self.category, bfcl.data_dir(self.path))
@@ -45,7 +45,7 @@ class BFCL(Task):
                 sample["question"],
                 tools=tools,
                 tool_choice=choice,
-                tool_grammar=env.tool_grammar,
+                tool_grammar=env.tool_grammar is not False,
                 max_tokens=self.max_tokens,
             )
         ]
@@ -72,7 +72,7 @@ class BFCL(Task):
             "category": self.bfcl_name,
             "checker": bfcl.checker_name(),
             "tool_choice": self.tool_choice,
-            "tool_grammar": self.tool_grammar,
+            "tool_grammar": "the server's" if self.tool_grammar is None else self.tool_grammar,
             "max_tokens": self.max_tokens,
             "tools": "BFCL's OpenAI function-calling conversion (convert_to_tool, GORILLA_TO_OPENAPI)",
         }
