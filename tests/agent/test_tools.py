@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 import wave
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -284,11 +285,12 @@ def test_every_builtin_builds_from_a_context(tmp_path: Path, site: str) -> None:
 
 
 def bag_of_words(texts: list[str]) -> list[list[float]]:
-    """A tiny real embedding for tests: hashed word counts."""
+    """A tiny real embedding for tests: hashed word counts (crc32: Python's str hash changes per process, and
+    a collision of "tea" with a word of another memory failed a run)."""
     out = []
     for text in texts:
-        v = [0.0] * 64
+        v = [0.0] * 256
         for w in json.dumps(text.lower()).replace("'", " ").split():
-            v[hash(w.strip('.,?"')) % 64] += 1.0
+            v[zlib.crc32(w.strip('.,?"').encode()) % 256] += 1.0
         out.append(v)
     return out
