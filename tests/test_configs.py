@@ -38,7 +38,11 @@ COMMANDS: dict[str, tuple[type[StageConfig], dict[str, Any], tuple[str, Any, str
     "export merge": (export.MergeConfig, {"run_dir": "run", "output": "m"}, ("threads", 0, "threads=0")),
     "export gguf": (export.GGUFConfig, {"output": "m.gguf"}, ("quant", "q9", "quant='q9'")),
     "export quant": (export.QuantConfig, {"output": "q"}, ("method", "int3", "method='int3'")),
-    "export card": (export.CardConfig, {"model": "m.gguf", "evals": ["run"]}, ("evals", [], "no evaluation runs")),
+    "export card": (
+        export.CardConfig,
+        {"model": "m.gguf", "evals": ["run"]},
+        ("evals", [], "no evaluation runs"),
+    ),
     "data parse": (
         data.ParseConfig,
         {"paths": ["d"], "output": "o.jsonl"},
