@@ -316,4 +316,10 @@ class ToolCallsConfig(StageConfig):
     """Templates, tool sets and sampling seed: the same seed makes the same file."""
 
     def problems(self) -> list[str]:
-        return _required(self, "tools", "output") + _at_least(self, 1, "n", "max_attempts")
+        unknown = [k for k in self.kinds if k not in TOOL_CALL_KINDS]
+        bad = (
+            [f"kinds: unknown {', '.join(unknown)} (choose from {', '.join(TOOL_CALL_KINDS)})"]
+            if unknown
+            else []
+        )
+        return _required(self, "tools", "output") + _at_least(self, 1, "n", "max_attempts") + bad

@@ -263,6 +263,8 @@ def test_cli_manifest_matches_the_file_and_a_failed_rerun_keeps_it(
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
     assert run_cli("synth", "tool-calls", "--tools", bad, "-o", out).exit_code == 2
+    r = run_cli("synth", "tool-calls", "--kinds", "single,lots", "-o", out)
+    assert r.exit_code == 2 and "kinds: unknown lots" in r.error
     assert out.read_text() == before
 
 
