@@ -80,7 +80,15 @@ def test_interrupted_run_resumes_with_same_results(tiny_gguf: Path, tmp_path: Pa
 
     run = tmp_path / "run"
     cache = run / "cache.jsonl"
-    proc = subprocess.Popen([*args, "-o", str(run)], env=env, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a suite started in the background by a shell without job
+    # control inherits SIGINT ignored, and the run would then never see the interrupt
+    proc = subprocess.Popen(
+        [*args, "-o", str(run)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not cache.exists() or len(cache.read_text().splitlines()) < 3):
         time.sleep(0.02)
