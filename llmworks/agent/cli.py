@@ -362,6 +362,7 @@ def synth_tool_calls(
     output: Annotated[Path | None, option(ToolCallsConfig, "output", "-o", "--output")] = None,
     n: Annotated[int | None, option(ToolCallsConfig, "n", "-n")] = None,
     kinds: Annotated[str | None, option(ToolCallsConfig, "kinds")] = None,
+    offer_all: Annotated[bool | None, option(ToolCallsConfig, "offer_all")] = None,
     paraphrase: Annotated[bool | None, option(ToolCallsConfig, "paraphrase")] = None,
     model: Annotated[str | None, option(ToolCallsConfig, "model")] = None,
     base_url: Annotated[str | None, option(ToolCallsConfig, "base_url")] = None,
@@ -387,8 +388,8 @@ def synth_tool_calls(
 
     cfg = from_cli(
         ToolCallsConfig, config, overrides,
-        tools=tools, output=output, n=n, kinds=kinds, paraphrase=paraphrase, model=model, base_url=base_url,
-        max_attempts=max_attempts, seed=seed,
+        tools=tools, output=output, n=n, kinds=kinds, offer_all=offer_all, paraphrase=paraphrase, model=model,
+        base_url=base_url, max_attempts=max_attempts, seed=seed,
     )  # fmt: skip
     assert cfg.output is not None
     output = cfg.output
@@ -407,7 +408,10 @@ def synth_tool_calls(
         w = stack.enter_context(JsonlWriter(output, "examples"))
         bar = stack.enter_context(progress("tool-calls", cfg.n, unit="items"))
         w.empty_reason = "every example was rejected"
-        made = run(specs, cfg.n, client, report, cfg.paraphrase, cfg.seed, cfg.max_attempts, kinds=cfg.kinds)
+        made = run(
+            specs, cfg.n, client, report, cfg.paraphrase, cfg.seed, cfg.max_attempts, kinds=cfg.kinds,
+            offer_all=cfg.offer_all,
+        )  # fmt: skip
         for rec in made:
             w.write(rec)
             advance(bar)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from llmworks.errors import UserError
 from llmworks.models.template import ChatTemplate, Message, no_template_error
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
-_CALL = re.compile(re.escape(OPEN) + r"\s*(\{.*?\})\s*" + re.escape(CLOSE), re.S)
+_JSON = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -142,27 +141,58 @@ def parse_reply(text: str, tool_mode: str | None) -> tuple[str | None, list[Tool
     """(remaining content, tool calls) from a model's reply; plain content when there are no tools."""
     if tool_mode is None:
         return text, []
-    forced = tool_mode != "auto"
-    bodies = [text.strip()] if forced else _CALL.findall(text)
-    calls = []
-    for body in bodies:
-        try:
-            obj = json.loads(body)
-        except json.JSONDecodeError:
+    if tool_mode != "auto":  # forced: the whole reply is the call's JSON
+        obj = _json_or_none(text.strip())
+        calls = [_call(obj)] if _is_call(obj) else []
+        return (None, calls) if calls else (text, [])
+    calls, rest, i = [], [], 0
+    while (start := text.find(OPEN, i)) >= 0:
+        obj, end = _tagged_call(text, start + len(OPEN))
+        if obj is None:  # not a call after all: the text stays content
+            rest.append(text[i : start + len(OPEN)])
+            i = start + len(OPEN)
             continue
-        if isinstance(obj, dict) and isinstance(obj.get("name"), str):
-            args = obj.get("arguments", {})
-            calls.append(
-                ToolCall(
-                    f"call_{uuid.uuid4().hex[:24]}",
-                    obj["name"],
-                    args if isinstance(args, str) else json.dumps(args, ensure_ascii=False),
-                )
-            )
+        calls.append(_call(obj))
+        rest.append(text[i:start])
+        i = end
     if not calls:
         return text, []
-    rest = "" if forced else _CALL.sub("", text).strip()
-    return rest or None, calls
+    rest.append(text[i:])
+    return "".join(rest).strip() or None, calls
+
+
+def _tagged_call(text: str, at: int) -> tuple[dict[str, Any] | None, int]:
+    """The call whose JSON starts after `<tool_call>` at `at`, and where its closing tag ends. The JSON is
+    decoded, not matched up to the first closing tag: a string argument may itself hold "</tool_call>"."""
+    j = at + len(text[at:]) - len(text[at:].lstrip())
+    try:
+        obj, end = _JSON.raw_decode(text, j)
+    except json.JSONDecodeError:
+        return None, at
+    k = end + len(text[end:]) - len(text[end:].lstrip())
+    if not _is_call(obj) or not text.startswith(CLOSE, k):
+        return None, at
+    return obj, k + len(CLOSE)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def _is_call(obj: Any) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("name"), str)
+
+
+def _call(obj: dict[str, Any]) -> ToolCall:
+    args = obj.get("arguments", {})
+    return ToolCall(
+        f"call_{uuid.uuid4().hex[:24]}",
+        obj["name"],
+        args if isinstance(args, str) else json.dumps(args, ensure_ascii=False),
+    )
 
 
 def may_become_call(text: str) -> bool:

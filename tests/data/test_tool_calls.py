@@ -134,6 +134,16 @@ def test_templates_make_each_kind_with_real_results(builtins: list[ToolSpec], us
     assert report.calls_in_output == sum(len(calls_of(r)) for r in records)
 
 
+def test_offer_all_offers_the_fixed_set_and_each_tool_gets_its_share(builtins: list[ToolSpec]) -> None:
+    tools = [t for name in ("speak", "chart", "python") for t in builtins if t.name == name]
+    records, _ = synth(tools, 12, seed=5, kinds=["single", "no_tool"], offer_all=True)
+    assert all([t["function"]["name"] for t in r["tools"]] == ["speak", "chart", "python"] for r in records)
+    singles = Counter(calls_of(r)[0]["name"] for r in records if r["kind"] == "single")
+    assert singles == {"speak": 2, "chart": 2, "python": 2}
+    some, _ = synth(builtins, 12, seed=5)  # by default a random few, so the model learns to choose
+    assert len({tuple(t["function"]["name"] for t in r["tools"]) for r in some}) > 1
+
+
 def test_same_seed_same_data_and_duplicates_are_removed(builtins: list[ToolSpec], tmp_path: Path) -> None:
     runs = []
     for scratch in (tmp_path / "a", tmp_path / "b"):  # fresh tools, as each CLI run has

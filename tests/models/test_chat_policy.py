@@ -62,6 +62,21 @@ def test_tools_go_in_the_system_block_and_calls_round_trip(template: ChatTemplat
     assert content == "ok" and calls[0].name == "add" and json.loads(calls[0].arguments) == {"a": 3}
 
 
+def test_calls_are_decoded_as_json_not_cut_at_the_first_closing_tag() -> None:
+    # What the demo model wrote under the grammar: valid JSON whose string holds the closing tag.
+    reply = '<tool_call>\n{"name": "python", "arguments": {"code": "print(2)}}</tool_call>"} }\n</tool_call>'
+    content, calls = parse_reply(reply, "auto")
+    assert content is None and [c.name for c in calls] == ["python"]
+    assert json.loads(calls[0].arguments) == {"code": "print(2)}}</tool_call>"}
+    two = '<tool_call>{"name": "a", "arguments": {}}</tool_call> and <tool_call>{"name": "b"}</tool_call>'
+    content, calls = parse_reply(two, "auto")
+    assert content == "and" and [c.name for c in calls] == ["a", "b"]
+    broken = 'see <tool_call>{"name": "a", "arguments": {"x": 1</tool_call>'  # cut off: stays text
+    assert parse_reply(broken, "auto") == (broken, [])
+    content, calls = parse_reply(broken + ' <tool_call>{"name": "b"}</tool_call>', "auto")
+    assert content == broken and [c.name for c in calls] == ["b"]
+
+
 def test_forced_calls_and_response_formats_are_constraints(template: ChatTemplate) -> None:
     p = render_chat(template, [{"role": "user", "content": "x"}], tools=[TOOL], tool_choice="required")
     assert (

@@ -255,6 +255,10 @@ class _Session:
     """Plain answers by prompt: greedy, so each prompt is asked once."""
     unwanted: str | None = None
     """The tool the last `unmatched` request needs, which its record must not offer."""
+    offer_all: bool = False
+    """Offer every tool in every record (but `unwanted`): for a fixed tool set, as the demo's."""
+    singles: Counter[str] = field(default_factory=Counter)
+    """Single calls made per tool, so each tool gets its share."""
 
     def call(
         self, name: str, args: dict[str, Any], request: str, numbers_in: str | None = None
@@ -289,6 +293,8 @@ class _Session:
         """The tools the record offers: the needed ones and others at random (each half the time, up to
         MAX_OFFERED in all; never `unwanted`), shuffled, so the model learns to choose among whatever tools
         it is given."""
+        if self.offer_all:  # in their given order, as a fixed tool set is offered at inference
+            return [self.tools[n].openai() for n in self.tools if n != unwanted]
         others = [n for n in self.tools if n not in needed and n != unwanted]
         self.rng.shuffle(others)
         room = max(0, MAX_OFFERED - len(needed))
@@ -315,14 +321,16 @@ def synth_tool_calls(
     max_attempts: int | None = None,
     answer_tokens: int = 48,
     kinds: Sequence[str] = KINDS,
+    offer_all: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yield up to `n` distinct records ({"messages", "tools", "kind"}), the `kinds` in turn. `client`
-    answers the no-tool requests (without one, that kind is not made) and, with `paraphrase`, writes calls."""
+    answers the no-tool requests (without one, that kind is not made) and, with `paraphrase`, writes calls.
+    `offer_all` offers every tool in every record instead of a random few (a small, fixed tool set)."""
     from llmworks.data.synth import tool_templates as T
 
     if not tools:
         raise UserError("no tools to synthesize calls for.", "Give --tools builtin or a tools file.")
-    session = _Session({t.name: t for t in tools}, random.Random(seed), report)
+    session = _Session({t.name: t for t in tools}, random.Random(seed), report, offer_all=offer_all)
     for t in tools:
         report.results[t.name] = "run" if t.run is not None else "synthesized"
     unknown = sorted(set(kinds) - set(KINDS))
@@ -382,7 +390,9 @@ def _dedupe_text(messages: list[dict[str, Any]], offered: list[dict[str, Any]]) 
 def _single(s: _Session, client: Client | None) -> list[dict[str, Any]]:
     from llmworks.data.synth import tool_templates as T
 
-    name = s.rng.choice(list(s.tools))
+    # The tool with the fewest single calls so far (ties at random): each tool gets its share of a few records.
+    name = min(s.tools, key=lambda t: (s.singles[t], s.rng.random()))
+    s.singles[name] += 1
     if client is not None:
         try:
             return _model_single(s, client, name)
