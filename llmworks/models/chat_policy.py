@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from llmworks.models.template import ChatTemplate, Message, no_template_error
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _JSON = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,11 @@ def parse_reply(text: str, tool_mode: str | None) -> tuple[str | None, list[Tool
     if tool_mode is None:
         return text, []
     if tool_mode != "auto":  # forced: the whole reply is the call's JSON
-        obj = _json_or_none(text.strip())
-        calls = [_call(obj)] if _is_call(obj) else []
-        return (None, calls) if calls else (text, [])
+        with contextlib.suppress(json.JSONDecodeError):
+            obj = json.loads(text)
+            if _is_call(obj):
+                return None, [_call(obj)]
+        return text, []
     calls, rest, i = [], [], 0
     while (start := text.find(OPEN, i)) >= 0:
         obj, end = _tagged_call(text, start + len(OPEN))
@@ -164,22 +168,14 @@ def parse_reply(text: str, tool_mode: str | None) -> tuple[str | None, list[Tool
 def _tagged_call(text: str, at: int) -> tuple[dict[str, Any] | None, int]:
     """The call whose JSON starts after `<tool_call>` at `at`, and where its closing tag ends. The JSON is
     decoded, not matched up to the first closing tag: a string argument may itself hold "</tool_call>"."""
-    j = at + len(text[at:]) - len(text[at:].lstrip())
     try:
-        obj, end = _JSON.raw_decode(text, j)
+        obj, end = _JSON.raw_decode(text, _SPACE.match(text, at).end())  # type: ignore[union-attr]
     except json.JSONDecodeError:
         return None, at
-    k = end + len(text[end:]) - len(text[end:].lstrip())
-    if not _is_call(obj) or not text.startswith(CLOSE, k):
+    close = _SPACE.match(text, end).end()  # type: ignore[union-attr]
+    if not _is_call(obj) or not text.startswith(CLOSE, close):
         return None, at
-    return obj, k + len(CLOSE)
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
+    return obj, close + len(CLOSE)
 
 
 def _is_call(obj: Any) -> bool:

@@ -63,7 +63,7 @@ def test_tools_go_in_the_system_block_and_calls_round_trip(template: ChatTemplat
 
 
 def test_calls_are_decoded_as_json_not_cut_at_the_first_closing_tag() -> None:
-    # What the demo model wrote under the grammar: valid JSON whose string holds the closing tag.
+    # What a tuned 135M model wrote under the tool grammar: valid JSON whose string holds the closing tag.
     reply = '<tool_call>\n{"name": "python", "arguments": {"code": "print(2)}}</tool_call>"} }\n</tool_call>'
     content, calls = parse_reply(reply, "auto")
     assert content is None and [c.name for c in calls] == ["python"]

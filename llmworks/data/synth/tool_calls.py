@@ -256,7 +256,7 @@ class _Session:
     unwanted: str | None = None
     """The tool the last `unmatched` request needs, which its record must not offer."""
     offer_all: bool = False
-    """Offer every tool in every record (but `unwanted`): for a fixed tool set, as the demo's."""
+    """Offer every tool in every record (but `unwanted`): for a small tool set an app always offers whole."""
     singles: Counter[str] = field(default_factory=Counter)
     """Single calls made per tool, so each tool gets its share."""
 
