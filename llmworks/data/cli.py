@@ -261,7 +261,9 @@ def demo(
     seed: Annotated[int | None, option(DemoConfig, "seed")] = None,
     distill_model: Annotated[str | None, option(DemoConfig, "distill_model")] = None,
 ) -> None:
-    """Build the demo training set: self-cognition, sentiment, two-turn memory and general answers, mixed."""
+    """Build the demo training set: self-cognition, sentiment, two-turn memory, general answers and tool use
+    (speak, chart, python), mixed."""
+    from llmworks.agent.tools.synth import demo_specs
     from llmworks.data.builtin import build_demo_data
 
     cfg = from_cli(
@@ -269,10 +271,11 @@ def demo(
         output=output, name=name, author=author, tokenizer=tokenizer, seed=seed, distill_model=distill_model,
     )  # fmt: skip
     assert cfg.output is not None
-    build_demo_data(
-        cfg.output, cfg.name, cfg.author, tokenizer=cfg.tokenizer, seed=cfg.seed, console=out,
-        distill_model=cfg.distill_model,
-    )  # fmt: skip
+    with demo_specs() as tools:
+        build_demo_data(
+            cfg.output, cfg.name, cfg.author, tokenizer=cfg.tokenizer, seed=cfg.seed, console=out,
+            distill_model=cfg.distill_model, tools=tools,
+        )  # fmt: skip
     save_beside(cfg, cfg.output / "config.yaml", "llmworks data demo")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ class DataStats:
 def data_stats(
     src: Path | str, tok: Tokenizer, max_length: int | None = None, plot: Path | None = None
 ) -> DataStats:
-    """Token lengths per record: the text of every turn (or the `text` field), without a chat template."""
+    """Token lengths per record: the text of every turn (or the `text` field) and, for tool use, the calls and
+    the offered tools' schemas (prompt tokens in every record: often most of its length); no chat template."""
     src = io.check_exists([src])[0]
     st = DataStats(max_length=max_length)
     lengths = array("q")  # 8 bytes a record: flat enough for millions of records
@@ -60,13 +62,13 @@ def data_stats(
                 fmt = "text"
                 turns += 1
             st.formats[fmt] += 1
-            lengths.append(len(tok.encode(formats.text_of(row.record))))
+            lengths.append(len(tok.encode(formats.text_of(row.record) + _tool_text(row.record))))
     st.records = len(lengths)
     if not st.records:
         raise UserError(f"{src} has no readable records ({st.malformed} malformed).", "Check the file.")
     arr = np.frombuffer(lengths, dtype=np.int64)
     st.turns_mean = round(turns / st.records, 2)
-    st.tokens_p50, st.tokens_p90 = (float(x) for x in np.percentile(arr, [50, 90]))
+    st.tokens_p50, st.tokens_p90 = (round(float(x), 1) for x in np.percentile(arr, [50, 90]))
     st.tokens_max, st.tokens_total = int(arr.max()), int(arr.sum())
     if max_length:
         st.over_max_length = round(float((arr > max_length).mean()), 4)
@@ -74,6 +76,15 @@ def data_stats(
         _histogram(arr, plot, tok.name, max_length)
         st.plot = str(plot)
     return st
+
+
+def _tool_text(record: dict[str, Any]) -> str:
+    """The tools a record offers and the calls its turns make, as JSON (text_of leaves them out)."""
+    parts = [json.dumps(record["tools"], ensure_ascii=False)] if record.get("tools") else []
+    for m in record.get("messages") or ():
+        if isinstance(m, dict) and m.get("tool_calls"):
+            parts.append(json.dumps(m["tool_calls"], ensure_ascii=False))
+    return "".join("\n" + p for p in parts)
 
 
 def _histogram(lengths: np.ndarray, path: Path, tokenizer: str, max_length: int | None) -> None:

@@ -36,8 +36,18 @@ def test_cli_demo_builds_the_training_set(tmp_path: Path, tiny_tokenizer: Path) 
     val = read_jsonl(tmp_path / "demo" / "val.jsonl")
     n_general = len(general_messages())  # cached: the first call distills from the embedded model
     assert 15 <= n_general <= 60  # answers cut off by max_tokens are left out
-    # sentiment#120 + self-cognition (en + zh) + memory#30 + general:2
-    assert len(train) + len(val) == 120 + 91 + 30 + 2 * n_general
+    # sentiment#120 + self-cognition (en + zh) + memory#30 + general:2 + tool use (30 calls, 8 without)
+    assert len(train) + len(val) == 120 + 91 + 30 + 2 * n_general + 38
     answers = Counter(rec["messages"][-1]["content"] for rec in train + val)
     assert answers["positive"] + answers["negative"] == 120
+    tool_use = [rec for rec in train + val if "tools" in rec]
+    assert all(
+        [t["function"]["name"] for t in rec["tools"]] == ["speak", "chart", "python"] for rec in tool_use
+    )
+    calls = Counter(
+        c["function"]["name"] for rec in tool_use for m in rec["messages"] for c in m.get("tool_calls", [])
+    )
+    assert calls == {"speak": 10, "chart": 10, "python": 10} and len(tool_use) == 38
+    offered = [t["function"] for rec in tool_use for t in rec["tools"]]  # brief schemas: short prompts
+    assert all("description" not in str(f["parameters"]) and f["description"].count(".") == 1 for f in offered)
     assert "tokens per record" in r.output and (tmp_path / "demo" / "manifest.json").exists()

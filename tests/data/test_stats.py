@@ -28,6 +28,18 @@ def test_data_stats(tmp_path: Path, tiny_tokenizer: Path) -> None:
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_tool_records_count_their_tools_and_calls(tmp_path: Path, tiny_tokenizer: Path) -> None:
+    tools = [{"type": "function", "function": {"name": "speak", "parameters": {"type": "object"}}}]
+    call = [{"type": "function", "function": {"name": "speak", "arguments": '{"text": "hi"}'}}]
+    msgs = [{"role": "user", "content": "say hi"}, {"role": "assistant", "content": None, "tool_calls": call}]
+    src = write_jsonl(tmp_path / "d.jsonl", [{"messages": msgs, "tools": tools}, {"messages": msgs}])
+    tok = load_tokenizer(str(tiny_tokenizer))
+    st = data_stats(src, tok)
+    # the offered schemas and the call are counted with the turns
+    assert st.tokens_max == len(tok.encode("say hi\n" + json.dumps(tools) + "\n" + json.dumps(call)))
+    assert st.tokens_total - st.tokens_max == len(tok.encode("say hi\n" + json.dumps(call)))
+
+
 def test_hf_directory_tokenizer(tmp_path: Path, tiny_tokenizer: Path) -> None:
     from transformers import PreTrainedTokenizerFast
 

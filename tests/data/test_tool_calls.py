@@ -144,6 +144,22 @@ def test_offer_all_offers_the_fixed_set_and_each_tool_gets_its_share(builtins: l
     assert len({tuple(t["function"]["name"] for t in r["tools"]) for r in some}) > 1
 
 
+def test_brief_schemas_keep_every_parameter_and_drop_the_words(builtins: list[ToolSpec]) -> None:
+    for full in builtins:
+        brief = full.brief()
+        assert set(brief.parameters["properties"]) == set(full.parameters["properties"])
+        assert brief.parameters.get("required") == full.parameters.get("required")
+        assert not any("description" in p for p in brief.parameters["properties"].values())
+        assert full.description.startswith(brief.description[:-1]) and brief.run is full.run
+    chart = next(t for t in builtins if t.name == "chart")
+    assert chart.brief().description == "Draw a chart as a PNG."
+    assert "description" in chart.parameters["properties"]["kind"]  # the tool's own schema is untouched
+    records, _ = synth([t.brief() for t in builtins], 12, seed=2, kinds=["single"])
+    for rec in records:  # the templates' calls are valid under the brief schemas, which the records offer
+        check_record(rec)
+        assert all("description" not in json.dumps(t["function"]["parameters"]) for t in rec["tools"])
+
+
 def test_same_seed_same_data_and_duplicates_are_removed(builtins: list[ToolSpec], tmp_path: Path) -> None:
     runs = []
     for scratch in (tmp_path / "a", tmp_path / "b"):  # fresh tools, as each CLI run has

@@ -3,6 +3,7 @@ making data (python in the sandbox, calculator, chart, speak), writing their fil
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Any
 
 from llmworks.agent.tools import BUILTIN, CLASSES, ToolContext, run_tool
 from llmworks.agent.tools.base import Tool
+from llmworks.data.builtin import DEMO_TOOLS
 from llmworks.data.synth.tool_calls import ToolSpec
 from llmworks.errors import UserError
 
-__all__ = ["SYNTH_TOOLS", "builtin_specs"]
+__all__ = ["SYNTH_TOOLS", "builtin_specs", "demo_specs"]
 
 SYNTH_TOOLS = ("python", "calculator", "chart", "speak")
 
@@ -39,6 +41,17 @@ def builtin_specs(scratch: Path) -> Iterator[list[ToolSpec]]:
     finally:
         for tool in made:
             tool.close()
+
+
+@contextmanager
+def demo_specs() -> Iterator[list[ToolSpec]]:
+    """The demo's tools (DEMO_TOOLS, in that order) with brief schemas, writing their files to a temporary
+    directory: the demo trains on them and offers the same schemas when it asks the tuned model."""
+    with (
+        tempfile.TemporaryDirectory(prefix="llmworks-toolsynth-") as scratch,
+        builtin_specs(Path(scratch)) as specs,
+    ):
+        yield [s.brief() for name in DEMO_TOOLS for s in specs if s.name == name]
 
 
 def _runner(tool: Tool) -> Any:

@@ -2,7 +2,7 @@
 
 The sets: `sentiment` (a labelled sentiment task with a held-out split), `memory` (two-turn conversations:
 a code word in turn 1, asked back in turn 2) and `general` (the base model's own answers to everyday
-prompts). The demo training set mixes them with self-cognition data.
+prompts). The demo training set mixes them with self-cognition and tool-use data.
 
 Command sequence (what `llmworks data demo -o out/demo-data` runs):
 
@@ -10,9 +10,11 @@ Command sequence (what `llmworks data demo -o out/demo-data` runs):
     # sentiment train split as messages: sentiment_messages("train"), written to sources/sentiment_train.jsonl
     # two-turn memory conversations: memory_messages("train"), written to sources/memory_train.jsonl
     # the base model's answers to everyday prompts: general_messages(), written to sources/general.jsonl
+    # tool use, every one of speak, chart, python offered in every record (tool_use_records):
+    llmworks data synth tool-calls --kinds single -n 30 ...; ... --kinds no_tool -n 8 ... (brief schemas)
     llmworks data mix out/demo-data/sources/selfcog.jsonl out/demo-data/sources/sentiment_train.jsonl#120 \
         out/demo-data/sources/memory_train.jsonl#30 out/demo-data/sources/general.jsonl:2 \
-        -o out/demo-data --val 0.05 --seed 42
+        out/demo-data/sources/tool_calls.jsonl -o out/demo-data --val 0.05 --seed 42
     llmworks data stats out/demo-data/train.jsonl --tokenizer MODEL
 
 The held-out splits (`sentiment_records("test")`, `memory_messages("test")`, whose code words never occur
@@ -22,10 +24,10 @@ in training) are for evaluation and are never mixed in.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 
@@ -33,6 +35,9 @@ from llmworks.console import make_console
 from llmworks.data import io
 from llmworks.data.mix import MixReport, mix
 from llmworks.data.synth.selfcog import selfcog_records
+
+if TYPE_CHECKING:
+    from llmworks.data.synth.tool_calls import ToolSpec
 
 SENTIMENT_PROMPT = "Classify the sentiment of this sentence. Answer positive or negative.\n\nSentence: {text}"
 Split = Literal["train", "test"]
@@ -234,8 +239,34 @@ TOOL_CATALOG = Path(__file__).with_name("tool_catalog.yaml")
 """About a hundred tools of many domains, each with natural requests (`data synth tool-calls --tools catalog`):
 varied schemas, so a tuned model learns to call whatever tool it is given, not only the built-ins."""
 
+DEMO_TOOLS = ("speak", "chart", "python")
+"""The agent stage's built-in tools the demo model learns to call (read aloud, plot, compute)."""
+
 BUILTIN_SETS = {"sentiment": sentiment_messages, "memory": memory_messages, "general": general_messages}
 """`builtin:NAME` in a recipe's data list: name -> a function returning the training records."""
+
+
+def tool_use_records(
+    tools: Sequence[ToolSpec], calls: int, plain: int, model: str | None, seed: int, console: Console
+) -> list[dict[str, Any]]:
+    """What `llmworks data synth tool-calls --kinds single` and `--kinds no_tool` make, with every tool on
+    offer in every record: the demo asks with one fixed tool set, and a 135M model learns a fixed prompt
+    from few records. Mostly calls: answering in words is what the base model does anyway."""
+    from llmworks.client import make_client
+    from llmworks.data.synth.tool_calls import SynthReport, synth_tool_calls
+
+    made, answered = SynthReport(), SynthReport()  # one each: a report counts towards its own n
+    records = list(synth_tool_calls(tools, calls, None, made, seed=seed, kinds=["single"], offer_all=True))
+    with make_client(model) as client:  # it answers the requests no tool serves, as in `general`
+        records += synth_tool_calls(
+            tools, plain, client, answered, seed=seed, kinds=["no_tool"], offer_all=True
+        )
+    console.print(
+        f"tool use: {made.kinds['single']} calls of {', '.join(t.name for t in tools)} (tools run for real, "
+        f"{sum(made.calls_rejected.values())} calls rejected) and {answered.kinds['no_tool']} requests that "
+        "need no tool"
+    )
+    return records
 
 
 def build_demo_data(
@@ -247,7 +278,12 @@ def build_demo_data(
     val: float = 0.05,
     console: Console | None = None,
     distill_model: str | None = None,
+    tools: Sequence[ToolSpec] = (),
+    tool_calls: int = 30,
+    tool_plain: int = 8,
 ) -> MixReport:
+    """`tools` (with runners: the agent stage's built-ins) add tool-use records: single calls, each tool its
+    share, and requests no tool serves, every tool offered in every record (see `tool_use_records`)."""
     console = console or make_console()
     out_dir = Path(out_dir)
     sources = out_dir / "sources"
@@ -262,6 +298,12 @@ def build_demo_data(
     io.write_jsonl(general, general_messages(distill_model))
     # General answers twice over: they anchor everything the tasks do not cover.
     specs = [str(selfcog), f"{sentiment}#120", f"{memory}#30", f"{general}:2"]
+    if tools:
+        tool_use = sources / "tool_calls.jsonl"
+        io.write_jsonl(
+            tool_use, tool_use_records(tools, tool_calls, tool_plain, distill_model, seed, console)
+        )
+        specs.append(str(tool_use))
     report = mix(specs, out_dir, val=val, seed=seed)
     for s in report.sources:
         console.print(f"{Path(s.path).name}: {s.taken} records")
