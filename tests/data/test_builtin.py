@@ -49,5 +49,7 @@ def test_cli_demo_builds_the_training_set(tmp_path: Path, tiny_tokenizer: Path) 
     )
     assert calls == {"speak": 10, "chart": 10, "python": 10} and len(tool_use) == 38
     offered = [t["function"] for rec in tool_use for t in rec["tools"]]  # brief schemas: short prompts
-    assert all("description" not in str(f["parameters"]) and f["description"].count(".") == 1 for f in offered)
+    assert all(
+        "description" not in str(f["parameters"]) and f["description"].count(".") == 1 for f in offered
+    )
     assert "tokens per record" in r.output and (tmp_path / "demo" / "manifest.json").exists()
