@@ -32,10 +32,10 @@ SERVE_QUESTION = capital_question("Japan")
 NAME, AUTHOR = "Lumen", "the llmworks team"  # the identity the demo model will learn
 OUT = Path("out/demo")
 # Requests the demo model was not trained on (but "hello"), one per tool and one for none, with the tool each
-# needs. Picked among 16 candidates, of which it got 13 right; on 45 held-out requests (30 for a tool, 15 for
-# none) it picked the right one for 35: prose arithmetic instead of python is its usual miss.
+# needs. Picked among 16 candidates, of which it got 11 right; on 45 held-out requests (30 for a tool, 15 for
+# none) it picked the right one for 38: prose arithmetic instead of python is its usual miss.
 TOOL_REQUESTS = (
-    ("Read aloud: The shop opens at eight.", "speak"),
+    ("Say this out loud: See you soon.", "speak"),
     ("Plot x squared from 0 to 6.", "chart"),
     ("What is 23 times 47?", "python"),
     ("hello", None),
@@ -89,14 +89,17 @@ def main(argv: list[str] | None = None) -> None:
     serve_demo(console, [str(gguf)], gguf.stem, "Who are you?", tools)
 
     console.rule(
-        "10. Evaluate base vs fine-tuned: smoke set + held-out sentiment (llmworks eval run/compare)"
+        "10. Evaluate base vs fine-tuned: smoke set, held-out sentiment, self-cognition (llmworks eval ...)"
     )
-    from llmworks.eval.demo import eval_demo
+    from llmworks.eval.demo import DEMO_TASKS, eval_demo
     from llmworks.eval.report import print_comparison
 
-    report = eval_demo(source.path, gguf, OUT / "eval", console)
-    console.print("[bold]the fine-tuning target and the general-ability guard, base → tuned:[/bold]")
-    print_comparison(report.parent / "compare.json", console, ["sentiment", "general-smoke"])
+    identity = f"self-cognition:{NAME}/{AUTHOR}"  # says who it is when asked, and only then
+    report = eval_demo(source.path, gguf, OUT / "eval", console, tasks=[*DEMO_TASKS, identity])
+    console.print("[bold]the fine-tuning targets and the general-ability guard, base → tuned:[/bold]")
+    print_comparison(
+        report.parent / "compare.json", console, ["sentiment", "self-cognition", "general-smoke"]
+    )
     rag_step(console)
     agent_step(console)
     console.rule("done")
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     console.print(
         "What to expect of a 135M model: short factual questions asked plainly (step 3, 5), a new name and "
         "task learned from a few hundred examples (steps 8-10), which tool a request needs (step 9, though its "
-        "arguments are rough: a chart without its range) and tool calls that follow a worked example "
+        "arguments are rough: its chart of x squared draws the wrong values) and tool calls that follow a worked example "
         "(step 12); not arithmetic, open questions (it rambles), code of its own (step 12) or, reliably, a "
         "code word across turns (step 8).",
         highlight=False,

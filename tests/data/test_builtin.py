@@ -35,9 +35,9 @@ def test_cli_demo_builds_the_training_set(tmp_path: Path, tiny_tokenizer: Path) 
     train = read_jsonl(tmp_path / "demo" / "train.jsonl")
     val = read_jsonl(tmp_path / "demo" / "val.jsonl")
     n_general = len(general_messages())  # cached: the first call distills from the embedded model
-    assert 15 <= n_general <= 60  # answers cut off by max_tokens are left out
-    # sentiment#120 + self-cognition (en + zh) + memory#30 + general:2 + tool use (30 calls, 8 without)
-    assert len(train) + len(val) == 120 + 91 + 30 + 2 * n_general + 38
+    assert 15 <= n_general <= 72  # answers cut off by max_tokens are left out
+    # sentiment#120 + self-cognition (en + zh) + memory#60 + general:2 + tool use (30 calls, 8 without)
+    assert len(train) + len(val) == 120 + 91 + 60 + 2 * n_general + 38
     answers = Counter(rec["messages"][-1]["content"] for rec in train + val)
     assert answers["positive"] + answers["negative"] == 120
     tool_use = [rec for rec in train + val if "tools" in rec]

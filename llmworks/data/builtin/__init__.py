@@ -13,7 +13,7 @@ Command sequence (what `llmworks data demo -o out/demo-data` runs):
     # tool use, every one of speak, chart, python offered in every record (tool_use_records):
     llmworks data synth tool-calls --kinds single -n 30 ...; ... --kinds no_tool -n 8 ... (brief schemas)
     llmworks data mix out/demo-data/sources/selfcog.jsonl out/demo-data/sources/sentiment_train.jsonl#120 \
-        out/demo-data/sources/memory_train.jsonl#30 out/demo-data/sources/general.jsonl:2 \
+        out/demo-data/sources/memory_train.jsonl#60 out/demo-data/sources/general.jsonl:2 \
         out/demo-data/sources/tool_calls.jsonl -o out/demo-data --val 0.05 --seed 42
     llmworks data stats out/demo-data/train.jsonl --tokenizer MODEL
 
@@ -297,7 +297,7 @@ def build_demo_data(
     console.print("general data: the base model's own answers to everyday prompts (self-distillation)")
     io.write_jsonl(general, general_messages(distill_model))
     # General answers twice over: they anchor everything the tasks do not cover.
-    specs = [str(selfcog), f"{sentiment}#120", f"{memory}#30", f"{general}:2"]
+    specs = [str(selfcog), f"{sentiment}#120", f"{memory}#60", f"{general}:2"]
     if tools:
         tool_use = sources / "tool_calls.jsonl"
         io.write_jsonl(

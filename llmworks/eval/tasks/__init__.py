@@ -3,7 +3,8 @@ registry of names.
 
 `--tasks` takes registry names (`mmlu`, `gsm8k`, `smoke`, ...), `NAME:OPTION` for a benchmark's other
 formulation (`arc:letters`, `mmlu:cloze`) or part (`bfcl:simple`), `NAME=PATH` to point a benchmark at its
-files, or the path of a custom task's YAML.
+files, `self-cognition:NAME/AUTHOR` (the identity a tuned model should state only when asked), or the path
+of a custom task's YAML.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from llmworks.eval.tasks.mc_data import (
     winogrande,
 )
 from llmworks.eval.tasks.needle import Needle
+from llmworks.eval.tasks.self_cognition import USAGE, SelfCognition, parse_identity
 
 TaskFactory = Callable[[Path | None], Task]
 
@@ -100,6 +102,10 @@ def resolve_tasks(specs: list[str]) -> list[Task]:
             out.append(TASKS[name](located))
         elif name.startswith("bfcl:"):  # a category this task cannot run: say which ones it can
             out.append(bfcl_task(name.removeprefix("bfcl:"), Path(path) if path else None))
+        elif name == "self-cognition" or name.startswith("self-cognition:"):  # the identity is the option
+            if not name.startswith("self-cognition:"):
+                raise UserError("self-cognition needs the model's name and its author.", USAGE)
+            out.append(SelfCognition(*parse_identity(name.removeprefix("self-cognition:"))))
         elif name.endswith((".yaml", ".yml")) and Path(name).is_file():
             out.append(custom(Path(name)))
         else:
