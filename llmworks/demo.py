@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     console.rule("done")
     console.print(f"Evaluation comparison report: {report}")
     console.print(
-        "What to expect of a 135M model: short factual questions asked plainly (step 3, 5), a new name and "
-        "task learned from a few hundred examples (steps 8-10), which tool a request needs (step 9, though its "
-        "arguments are rough: its chart of x squared draws the wrong values) and tool calls that follow a worked example "
-        "(step 12); not arithmetic, open questions (it rambles), code of its own (step 12) or, reliably, a "
-        "code word across turns (step 8).",
+        "What to expect of a 135M model: short factual questions asked plainly (step 3, 5), a new name, a "
+        "task and a code word kept across turns learned from a few hundred examples (steps 8-10), which tool "
+        "a request needs (step 9, though its arguments are rough: its chart of x squared draws the wrong "
+        "values) and tool calls that follow a worked example (step 12); not arithmetic, open questions (it "
+        "rambles) or code of its own (step 12).",
         highlight=False,
     )
 
@@ -160,7 +160,7 @@ def before_after(base: Path, tuned: Path, console: Console) -> None:
             console.print(f"[bold]{label}[/bold] ({model.name})")
             for row in who_are_you(engine, NAME, AUTHOR):
                 console.print(f"  {row['q']} -> {row['a'].strip()[:100]!r}", highlight=False)
-            mt = multi_turn_accuracy(engine)
+            mt = multi_turn_accuracy(engine, limit=15)  # half the held-out set: the demo's time budget
             console.print(
                 f"  two-turn memory (held-out code words): {mt['acc']:.2f}, n={mt['n_test']}; e.g. "
                 f"{mt['example'][:160]}",

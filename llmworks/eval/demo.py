@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from rich.console import Console
@@ -32,7 +33,8 @@ def eval_demo(
     out_dir = Path(out_dir)
     runs = []
     for label, model in (("base", base_model), ("tuned", tuned_model)):
-        console.print(f"llmworks eval run --model {model} --tasks {','.join(tasks)} -o {out_dir / label}")
+        shown = shlex.quote(",".join(tasks))  # a self-cognition identity has spaces
+        console.print(f"llmworks eval run --model {model} --tasks {shown} -o {out_dir / label}")
         runs.append(
             evaluate(
                 EvalConfig(tasks=tasks, model=str(model), output_dir=str(out_dir / label), engine=engine),

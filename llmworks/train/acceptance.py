@@ -34,15 +34,17 @@ def who_are_you(engine: Any, name: str, author: str) -> list[dict[str, Any]]:
     return out
 
 
-def multi_turn_accuracy(engine: Any) -> dict[str, Any]:
-    """Held-out two-turn conversations: the model replies to "remember WORD" itself, then is asked for the
-    word; correct when its second answer contains it."""
+def multi_turn_accuracy(engine: Any, limit: int | None = None) -> dict[str, Any]:
+    """Held-out two-turn conversations (the first `limit`): the model replies to "remember WORD" itself,
+    then is asked for the word; correct when its second answer contains it."""
+    from itertools import islice
+
     from llmworks.data.builtin import memory_messages
     from llmworks.engines.types import SamplingParams
 
     greedy = SamplingParams(max_tokens=24, temperature=0.0)
     hits, n, example = 0, 0, ""
-    for rec in memory_messages("test"):
+    for rec in islice(memory_messages("test"), limit):
         first, _, ask, _ = rec["messages"]
         reply = "".join(d.text for d in engine.chat([first], greedy))
         answer = "".join(

@@ -51,7 +51,7 @@ class SelfCognition(Task):
     kind: str = "self-cognition"
     formulation = "generate"
     reference = "the identity questions of ms-swift's self-cognition data, asked and unasked"
-    max_tokens: int = 48
+    max_tokens: int = 32  # an introduction names itself in its first words
 
     def samples(self) -> list[dict[str, Any]]:
         from llmworks.data.builtin import memory_messages
