@@ -56,6 +56,7 @@ for _name, _fn in COMMANDS.items():
 data_cli.synth_app.command("tool-calls")(
     agent_cli.synth_tool_calls
 )  # it runs the agent's tools: above data, so not in data/
+data_cli.app.command("demo")(agent_cli.data_demo)  # it runs the agent's tools too
 models_cli.app.command("check")(
     chat_cli.models_check
 )  # it runs a model: above the engines, so not in models/

@@ -20,7 +20,7 @@ import typer
 
 from llmworks.agent.config import AgentConfig
 from llmworks.config_cli import ConfigFile, arguments, from_cli, option, save_beside, split_args
-from llmworks.data.config import ToolCallsConfig
+from llmworks.data.config import DemoConfig, ToolCallsConfig
 from llmworks.errors import UserError
 
 if TYPE_CHECKING:
@@ -443,3 +443,33 @@ def synth_tool_calls(
         f"  duplicates removed: {m['duplicates_removed']}" + (f"; dropped: {dropped}" if dropped else "")
     )
     out.print(f"manifest: {manifest}")
+
+
+# `llmworks data demo` runs the demo tools to make its tool-use records: above data, like synth tool-calls.
+def data_demo(
+    overrides: Annotated[list[str] | None, arguments(DemoConfig)] = None,
+    config: ConfigFile = None,
+    output: Annotated[Path | None, option(DemoConfig, "output", "-o", "--output")] = None,
+    name: Annotated[str | None, option(DemoConfig, "name")] = None,
+    author: Annotated[str | None, option(DemoConfig, "author")] = None,
+    tokenizer: Annotated[str | None, option(DemoConfig, "tokenizer")] = None,
+    seed: Annotated[int | None, option(DemoConfig, "seed")] = None,
+    distill_model: Annotated[str | None, option(DemoConfig, "distill_model")] = None,
+) -> None:
+    """Build the demo training set: self-cognition, sentiment, two-turn memory, general answers and tool use
+    (speak, chart, python), mixed."""
+    from llmworks.agent.tools.synth import demo_specs
+    from llmworks.data.builtin import build_demo_data
+    from llmworks.data.cli import out
+
+    cfg = from_cli(
+        DemoConfig, config, overrides,
+        output=output, name=name, author=author, tokenizer=tokenizer, seed=seed, distill_model=distill_model,
+    )  # fmt: skip
+    assert cfg.output is not None
+    with demo_specs() as tools:
+        build_demo_data(
+            cfg.output, cfg.name, cfg.author, tokenizer=cfg.tokenizer, seed=cfg.seed, console=out,
+            distill_model=cfg.distill_model, tools=tools,
+        )  # fmt: skip
+    save_beside(cfg, cfg.output / "config.yaml", "llmworks data demo")

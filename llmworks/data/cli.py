@@ -20,7 +20,6 @@ from llmworks.data.config import (
     AnnotateConfig,
     CleanConfig,
     ConvertConfig,
-    DemoConfig,
     MixConfig,
     PairsConfig,
     ParseConfig,
@@ -248,35 +247,6 @@ def annotate(
     cfg.output_dir = cfg.output_dir or default_out_dir(cfg.src)
     save_beside(cfg, cfg.output_dir / "config.yaml", "llmworks data annotate")
     serve(cfg.src, cfg.output_dir, cfg.host, cfg.port)
-
-
-@app.command()
-def demo(
-    overrides: Annotated[list[str] | None, arguments(DemoConfig)] = None,
-    config: ConfigFile = None,
-    output: Annotated[Path | None, option(DemoConfig, "output", "-o", "--output")] = None,
-    name: Annotated[str | None, option(DemoConfig, "name")] = None,
-    author: Annotated[str | None, option(DemoConfig, "author")] = None,
-    tokenizer: Annotated[str | None, option(DemoConfig, "tokenizer")] = None,
-    seed: Annotated[int | None, option(DemoConfig, "seed")] = None,
-    distill_model: Annotated[str | None, option(DemoConfig, "distill_model")] = None,
-) -> None:
-    """Build the demo training set: self-cognition, sentiment, two-turn memory, general answers and tool use
-    (speak, chart, python), mixed."""
-    from llmworks.agent.tools.synth import demo_specs
-    from llmworks.data.builtin import build_demo_data
-
-    cfg = from_cli(
-        DemoConfig, config, overrides,
-        output=output, name=name, author=author, tokenizer=tokenizer, seed=seed, distill_model=distill_model,
-    )  # fmt: skip
-    assert cfg.output is not None
-    with demo_specs() as tools:
-        build_demo_data(
-            cfg.output, cfg.name, cfg.author, tokenizer=cfg.tokenizer, seed=cfg.seed, console=out,
-            distill_model=cfg.distill_model, tools=tools,
-        )  # fmt: skip
-    save_beside(cfg, cfg.output / "config.yaml", "llmworks data demo")
 
 
 # -- synth ----------------------------------------------------------------------------------------
