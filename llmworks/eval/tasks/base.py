@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -147,9 +148,10 @@ class Task(ABC):
         content, tool_calls, finish_reason) or None (failed)."""
 
     def aggregate(self, scored: list[Scored]) -> dict[str, float]:
-        """The mean of each metric over the samples."""
+        """The mean of each metric over the samples that have it (a task may score some samples on one metric
+        and others on another, as self-cognition does)."""
         names = dict.fromkeys(k for s in scored for k in s.metrics)
-        return {k: sum(s.metrics.get(k, 0.0) for s in scored) / len(scored) for k in names} if scored else {}
+        return {k: statistics.fmean(s.metrics[k] for s in scored if k in s.metrics) for k in names}
 
     def stderr(self, scored: list[Scored]) -> dict[str, float | None]:
         """The standard error of each metric's mean over the samples (lm-eval's mean_stderr)."""

@@ -91,12 +91,10 @@ class Custom(Task):
         return Scored(scores, sample["_target"], pred, extra)
 
     def aggregate(self, scored: list[Scored]) -> dict[str, float]:
-        """Means over the samples that have each metric (an unparsed judge reply has no score), and the
-        number of unparsed judge replies."""
-        out = {}
-        for k in dict.fromkeys(k for s in scored for k in s.metrics):
-            vals = [s.metrics[k] for s in scored if k in s.metrics]
-            out[k] = sum(vals) if k == "judge_unparsed" else sum(vals) / len(vals)
+        """Means (an unparsed judge reply has no score), and the number of unparsed judge replies."""
+        out = super().aggregate(scored)
+        if "judge_unparsed" in out:
+            out["judge_unparsed"] = sum(s.metrics.get("judge_unparsed", 0.0) for s in scored)
         return out
 
     def stderr(self, scored: list[Scored]) -> dict[str, float | None]:

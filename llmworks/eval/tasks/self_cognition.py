@@ -79,15 +79,6 @@ class SelfCognition(Task):
         metric = "named_when_asked" if sample["asked"] else "named_unasked"
         return Scored({metric: named}, "names itself" if sample["asked"] else "does not name itself", answer)
 
-    def aggregate(self, scored: list[Scored]) -> dict[str, float]:
-        """Each metric over the samples it applies to (asked or not), not over all of them."""
-        out = {}
-        for k in ("named_when_asked", "named_unasked"):
-            values = [s.metrics[k] for s in scored if k in s.metrics]
-            if values:
-                out[k] = sum(values) / len(values)
-        return out
-
     def info(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "author": self.author}
 
