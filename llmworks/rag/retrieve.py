@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["Hit", "Retrieval", "retrieve"]
 
 _BM25_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
-"""BM25 runs beside the query embedding and the vector search (both release the GIL): on two cores a
-hybrid query then costs about the slower of the two, not their sum."""
+"""BM25 and the fetch of its candidates run beside the vector search (both release the GIL, the search
+keeps about one core busy): on two cores a hybrid query costs the query embedding plus the slower of the
+two, not the sum of all three."""
 
 
 @dataclass
@@ -98,55 +99,55 @@ def retrieve(
     """Search `kbs` for `query`. `allowed`: the knowledge bases the caller may read (None: all of `kbs`);
     it becomes every store query's filter.
 
-    Both retrievers rank chunk ids; only the chunks that make the final cut are fetched, with the filter."""
+    Every candidate's payload comes with it through the store's filter: the vector search returns its rows
+    and the BM25 thread fetches its own during the vector search, so no store query waits for fusion (a
+    LanceDB fetch by id costs about 9 ms however few rows it reads)."""
     o = options or SearchOptions()
     readable = tuple(kb.name for kb in kbs if allowed is None or kb.name in allowed)
     lists: list[tuple[str, float, list[tuple[str, str, float]]]] = []  # (retriever, weight, (kb, id, score))
     signals: dict[str, float] = {}
     vectors: dict[str, np.ndarray] = {}
-    filters: dict[str, Filter] = {}
-    by_name = {kb.name: kb for kb in kbs}
+    payloads: dict[tuple[str, str], dict[str, Any]] = {}  # by (kb, chunk id), fetched through the filter
     for kb in kbs:
         kb.refresh()
         if kb.name not in readable or not kb.current:
             continue
         flt, mask = _filter(kb, o, readable)
-        filters[kb.name] = flt
-        bm25 = _BM25_POOL.submit(kb.bm25.search, query, o.candidates, mask) if o.mode != "dense" else None
-        if o.mode in ("hybrid", "dense"):
-            name = kb.meta.embedder
-            if name not in vectors:
-                vectors[name] = kb.embedder.embed([query])[0]
-            found = kb.store.search(vectors[name], o.candidates, flt, payload=False)
+        dense = o.mode in ("hybrid", "dense")
+        if dense and kb.meta.embedder not in vectors:
+            vectors[kb.meta.embedder] = kb.embedder.embed([query])[0]
+        # BM25 starts after the embedding (which uses both cores) and runs beside the vector search (one).
+        bm25 = _BM25_POOL.submit(_bm25, kb, query, o.candidates, mask, flt) if o.mode != "dense" else None
+        if dense:
+            found = kb.store.search(vectors[kb.meta.embedder], o.candidates, flt)
             weight = o.dense_weight * (1.0 - kb.embedder.counter.unknown_share(query))
             signals["dense_weight"] = max(signals.get("dense_weight", 0.0), weight)
             signals["dense_top"] = max(signals.get("dense_top", 0.0), found[0].score if found else 0.0)
             lists.append(("dense", weight, [(kb.name, h.id, h.score) for h in found]))
+            payloads.update({(kb.name, h.id): h.payload for h in found})
         if bm25 is not None:
-            ranked, share = bm25.result()
+            ranked, share, got = bm25.result()
             signals["bm25_top"] = max(signals.get("bm25_top", 0.0), share)
             lists.append(("bm25", o.bm25_weight, [(kb.name, i, sc) for i, sc in ranked]))
+            payloads.update({(kb.name, i): p for i, p in got.items()})
     order = _fuse(lists, o.rrf_k) if o.mode == "hybrid" else _single(lists)
     want = max(o.k, o.rerank_top) if reranker is not None else o.k
-    hits: list[Hit] = []
-    start = 0
-    while len(hits) < want and start < len(order):  # payloads of the best, through the store's filter
-        part = order[start : start + want - len(hits) + 4]
-        start += len(part)
-        for kb_name in {c[0] for c in part}:
-            got = by_name[kb_name].store.fetch([c[1] for c in part if c[0] == kb_name], filters[kb_name])
-            for c in part:
-                if c[0] == kb_name and c[1] in got:
-                    c[3].update(_hit_fields(kb_name, got[c[1]]))
-        hits += [_hit(c) for c in part if c[3]]
-    hits = hits[:want]
+    # A candidate without a payload is a BM25 hit the store's filter did not let through.
+    hits = [_hit(c, payloads[c[0], c[1]]) for c in order if (c[0], c[1]) in payloads][:want]
     if reranker is not None and hits:
         hits = reranker.rerank(query, hits)
     return Retrieval(query, hits[: o.k], signals)
 
 
-Candidate = tuple[str, str, dict[str, float], dict[str, Any]]
-"""(kb, chunk id, its scores by retriever, its payload once fetched)."""
+def _bm25(
+    kb: KnowledgeBase, query: str, n: int, mask: np.ndarray | None, flt: Filter
+) -> tuple[list[tuple[str, float]], float, dict[str, dict[str, Any]]]:
+    ranked, share = kb.bm25.search(query, n, mask)
+    return ranked, share, kb.store.fetch([i for i, _ in ranked], flt)
+
+
+Candidate = tuple[str, str, dict[str, float]]
+"""(kb, chunk id, its scores by retriever)."""
 
 
 def _fuse(lists: list[tuple[str, float, list[tuple[str, str, float]]]], rrf_k: int) -> list[Candidate]:
@@ -155,23 +156,19 @@ def _fuse(lists: list[tuple[str, float, list[tuple[str, str, float]]]], rrf_k: i
     by_id: dict[tuple[str, str], Candidate] = {}
     for retriever, weight, ranked in lists:
         for rank, (kb, cid, score) in enumerate(ranked, 1):
-            c = by_id.setdefault((kb, cid), (kb, cid, {}, {}))
+            c = by_id.setdefault((kb, cid), (kb, cid, {}))
             c[2][retriever] = score
             c[2]["fused"] = c[2].get("fused", 0.0) + weight / (rrf_k + rank)
     return sorted(by_id.values(), key=lambda c: -c[2]["fused"])
 
 
 def _single(lists: list[tuple[str, float, list[tuple[str, str, float]]]]) -> list[Candidate]:
-    out: list[Candidate] = [(kb, cid, {r: score}, {}) for r, _, ranked in lists for kb, cid, score in ranked]
+    out: list[Candidate] = [(kb, cid, {r: score}) for r, _, ranked in lists for kb, cid, score in ranked]
     return sorted(out, key=lambda c: -next(iter(c[2].values())))
 
 
-def _hit_fields(kb: str, p: dict[str, Any]) -> dict[str, Any]:
-    return {"kb": kb, **p}
-
-
-def _hit(c: Candidate) -> Hit:
-    kb, cid, scores, p = c
+def _hit(c: Candidate, p: dict[str, Any]) -> Hit:
+    kb, cid, scores = c
     score = scores["fused"] if "fused" in scores else next(iter(scores.values()))
     return Hit(
         text=p["text"],

@@ -108,3 +108,22 @@ def test_unknown_scheme_is_one_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match=r"unknown store 'redis://x'.*lancedb"):
         open_store("redis://x", tmp_path, "kb1", 8)
+
+
+def test_lancedb_indexes_large_tables_with_ivf_sq_and_still_finds_rows(tmp_path: Path) -> None:
+    """From ANN_MIN_ROWS rows on, `optimize` builds the IVF_SQ index (and re-indexes a table that has
+    another kind, as an older llmworks built); a row's own vector still finds it first."""
+    from lancedb.index import IvfFlat
+
+    from llmworks.rag.store.lance import ANN_MIN_ROWS, VECTOR_INDEX
+
+    s = open_store("lancedb", tmp_path, "kb1", 8)
+    data, vectors = rows("kb1", ANN_MIN_ROWS)
+    s.add(data, vectors)
+    s._table.create_index("vector", config=IvfFlat(distance_type="cosine", num_partitions=4))  # type: ignore[attr-defined]
+    s.optimize()
+    assert s._table.index_stats("vector_idx").index_type == VECTOR_INDEX  # type: ignore[attr-defined]
+    flt = Filter(("kb1",), 1)
+    for i in (0, 1234, ANN_MIN_ROWS - 1):
+        hit = s.search(vectors[i], 5, flt)[0]
+        assert hit.id == data[i]["id"] and hit.score == pytest.approx(1.0, abs=0.02)

