@@ -24,7 +24,7 @@ from llmworks import __version__
 from llmworks.engines.embedder import Embedder
 from llmworks.errors import UserError
 from llmworks.serve.apps import AppContext, ChatApp, app_chat_completion
-from llmworks.serve.generation import ApiError, chat_completion, chat_options, completion
+from llmworks.serve.generation import ApiError, ClientGone, chat_completion, chat_options, completion
 from llmworks.serve.metrics import Metrics
 from llmworks.serve.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
 from llmworks.serve.served import ServedModel
@@ -286,6 +286,10 @@ def _bearer(scope: Any) -> str | None:
     return sent.removeprefix("Bearer ") if sent.startswith("Bearer ") else None
 
 
+def _request_id(request: Request) -> str | None:
+    return request.scope.get("llmworks", {}).get("id")
+
+
 def _allowed(request: Request) -> frozenset[str] | None:
     return request.scope.get("llmworks", {}).get("allowed")
 
@@ -314,6 +318,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(e.message, e.type, e.code, e.param), status_code=e.status, headers=e.headers
         )
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, _: ClientGone) -> Response:
+        log.info(
+            "request %s: the client left before the answer; its generation stopped", _request_id(request)
+        )
+        return Response(
+            status_code=499
+        )  # nginx's "client closed request"; uvicorn drops it, the log keeps it
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, e: UserError) -> JSONResponse:
@@ -347,7 +360,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         error_id = uuid.uuid4().hex[:12]
         log.error(
             "request %s failed (error id %s)",
-            request.scope.get("llmworks", {}).get("id"),
+            _request_id(request),
             error_id,
             exc_info=e,
         )

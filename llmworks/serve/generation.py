@@ -37,6 +37,11 @@ from llmworks.serve.protocol import (
 from llmworks.serve.served import ServedModel
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready: its generation is stopped and the app
+    logs one line (a bare CancelledError would reach uvicorn, which logs it as a crash with a traceback)."""
+
+
 class ApiError(Exception):
     def __init__(
         self,
@@ -461,13 +466,19 @@ async def _collect_all(request: Request, reqs: list[GenRequest], metrics: Metric
         done, _ = await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
         if work in done:
             return work.result()
-        raise asyncio.CancelledError  # the client left: nobody reads the answer
+        raise ClientGone  # nobody reads the answer
     finally:
         watch.cancel()
         if not work.done():
             work.cancel()
+            work.add_done_callback(_retrieved)  # else asyncio logs "exception was never retrieved"
             for r in reqs:
                 r.cancel()
+
+
+def _retrieved(f: asyncio.Future[Any]) -> None:
+    if not f.cancelled():
+        f.exception()
 
 
 async def _wait_disconnect(request: Request) -> None:
@@ -546,4 +557,4 @@ def _data(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-__all__ = ["ApiError", "chat_completion", "chat_options", "completion"]
+__all__ = ["ApiError", "ClientGone", "chat_completion", "chat_options", "completion"]

@@ -397,6 +397,10 @@ def test_disconnect_cancels_generation(one_slot_server: Server, stream: bool) ->
     before = _generated(one_slot_server)
     time.sleep(0.5)
     assert _generated(one_slot_server) == before  # nothing is generated for the departed client
+    log = one_slot_server.log.read_text()
+    assert "Traceback" not in log and "never retrieved" not in log  # a departure is no crash
+    if not stream:
+        assert "the client left before the answer" in log and "status=499" in log
     r = httpx.post(
         one_slot_server.v1 + "/chat/completions", json={"messages": MSG, "max_tokens": 2}, timeout=30
     )
