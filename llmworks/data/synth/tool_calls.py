@@ -266,10 +266,8 @@ class _Session:
     n_calls: int = 0
     answers: dict[str, str | None] = field(default_factory=dict)
     """Plain answers by prompt: greedy, so each prompt is asked once."""
-    unwanted: str | None = None
-    """The tool the last `unmatched` request needs, which its record must not offer."""
     offer_all: bool = False
-    """Offer every tool in every record (but `unwanted`): for a small tool set an app always offers whole."""
+    """Offer every tool in every record (but an unmatched request's): for a small tool set offered whole."""
     singles: Counter[str] = field(default_factory=Counter)
     """Single calls made per tool, so each tool gets its share."""
 
@@ -355,12 +353,13 @@ def synth_tool_calls(
         for k in KINDS
         if k in wanted and (k != "no_tool" or client is not None) and (k != "unmatched" or len(tools) > 1)
     ]
-    makers: dict[str, Callable[[], list[dict[str, Any]]]] = {
-        "single": lambda: _single(session, client if paraphrase else None),
-        "sequence": lambda: T.sequence(session),
-        "no_tool": lambda: _no_tool(session, client, paraphrase, answer_tokens),  # type: ignore[arg-type]
+    # Each maker gives the record's messages and the tool it must not offer (an unmatched request's).
+    makers: dict[str, Callable[[], tuple[list[dict[str, Any]], str | None]]] = {
+        "single": lambda: (_single(session, client if paraphrase else None), None),
+        "sequence": lambda: (T.sequence(session), None),
+        "no_tool": lambda: (_no_tool(session, client, paraphrase, answer_tokens), None),  # type: ignore[arg-type]
         "unmatched": lambda: _unmatched(session),
-        "follow_up": lambda: T.follow_up(session),
+        "follow_up": lambda: (T.follow_up(session), None),
     }
     seen: set[int] = set()
     failing: Counter[str] = Counter()  # failures in a row, per kind
@@ -370,7 +369,7 @@ def synth_tool_calls(
         kind = min(kinds, key=lambda k: report.kinds[k])  # the kinds stay balanced whatever fails
         attempts += 1
         try:
-            messages = makers[kind]()
+            messages, unwanted = makers[kind]()
         except Rejected as e:
             report.failed[str(e)] += 1
             failing[kind] += 1
@@ -379,7 +378,7 @@ def synth_tool_calls(
             continue
         failing[kind] = 0
         needed = [c["function"]["name"] for m in messages for c in m.get("tool_calls", [])]
-        offered = session.offered(needed, session.unwanted if kind == "unmatched" else None)
+        offered = session.offered(needed, unwanted)
         key = exact_key(_dedupe_text(messages, offered))
         if key in seen:
             report.duplicates += 1
@@ -469,17 +468,16 @@ def _model_single(s: _Session, client: Client, name: str) -> list[dict[str, Any]
     ]
 
 
-def _unmatched(s: _Session) -> list[dict[str, Any]]:
-    """A request that needs a tool the record does not offer: the answer says so, and calls nothing (what
-    BFCL's irrelevance category asks of a model)."""
+def _unmatched(s: _Session) -> tuple[list[dict[str, Any]], str]:
+    """A request that needs a tool the record does not offer (the tool returned): the answer says so, and
+    calls nothing (what BFCL's irrelevance category asks of a model)."""
     from llmworks.data.synth import tool_templates as T
 
     name = s.rng.choice(list(s.tools))
     request, _args, _answer = T.single(s, name)
-    s.unwanted = name
     need = s.tools[name].description.rstrip(". ")
     answer = f"I can't do that here: none of the tools I have can {need[0].lower() + need[1:]}."
-    return [{"role": "user", "content": request}, {"role": "assistant", "content": answer}]
+    return [{"role": "user", "content": request}, {"role": "assistant", "content": answer}], name
 
 
 def _no_tool(s: _Session, client: Client, paraphrase: bool, answer_tokens: int) -> list[dict[str, Any]]:
