@@ -69,9 +69,8 @@ class Store(ABC):
         """Every row's (added, removed), by id: what an ingest reconciles against."""
 
     @abstractmethod
-    def search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool = True) -> list[StoredHit]:
-        """The `k` rows nearest to `vector` that `flt` lets through, nearest first (`payload=False`: ids and
-        scores only, the payload left empty)."""
+    def search(self, vector: np.ndarray, k: int, flt: Filter) -> list[StoredHit]:
+        """The `k` rows nearest to `vector` that `flt` lets through, nearest first, with their payloads."""
 
     @abstractmethod
     def fetch(self, ids: Sequence[str], flt: Filter) -> dict[str, dict[str, Any]]:

@@ -95,18 +95,18 @@ class LanceStore(Store):
             )
         )
 
-    def search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool = True) -> list[StoredHit]:
+    def search(self, vector: np.ndarray, k: int, flt: Filter) -> list[StoredHit]:
         # The version and permission filter lets nearly every row through: filtering the nearest rows after
         # the vector search is exact then, and 2-3x faster than filtering all rows first. Source and tag
         # filters are selective: those filter first. Too few rows after filtering: filter first after all.
         selective = flt.sources is not None or bool(flt.tags)
-        rows = self._search(vector, k, flt, payload, prefilter=selective)
+        rows = self._search(vector, k, flt, prefilter=selective)
         if len(rows) < k and not selective and self._table.count_rows() > len(rows):
-            rows = self._search(vector, k, flt, payload, prefilter=True)
-        return [StoredHit(r["id"], 1.0 - float(r.pop("_distance")), r if payload else {}) for r in rows[:k]]
+            rows = self._search(vector, k, flt, prefilter=True)
+        return [StoredHit(r["id"], 1.0 - float(r.pop("_distance")), r) for r in rows[:k]]
 
-    def _search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool, prefilter: bool) -> list[dict]:
-        columns = [*PAYLOAD, "_distance"] if payload else ["id", "_distance"]
+    def _search(self, vector: np.ndarray, k: int, flt: Filter, prefilter: bool) -> list[dict]:
+        columns = [*PAYLOAD, "_distance"]
         q = (
             self._table.search(np.asarray(vector, dtype=np.float32))
             .distance_type("cosine")

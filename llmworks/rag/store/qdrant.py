@@ -113,13 +113,13 @@ class QdrantStore(Store):
             if offset is None:
                 return out
 
-    def search(self, vector: np.ndarray, k: int, flt: Filter, payload: bool = True) -> list[StoredHit]:
+    def search(self, vector: np.ndarray, k: int, flt: Filter) -> list[StoredHit]:
         points = self._client.query_points(
             self.collection,
             query=np.asarray(vector, dtype=np.float32).tolist(),
             query_filter=self._filter(flt),
             limit=k,
-            with_payload=payload,
+            with_payload=True,
         ).points
         return [StoredHit(uuid.UUID(str(p.id)).hex, float(p.score), dict(p.payload or {})) for p in points]
 
