@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         "What to expect of a 135M model: short factual questions asked plainly (step 3, 5), a new name, a "
         "task and a code word kept across turns learned from a few hundred examples (steps 8-10), which tool "
         "a request needs (step 9, though its arguments are rough: its chart of x squared draws the wrong "
-        "values) and tool calls that follow a worked example (step 12); not arithmetic, open questions (it "
-        "rambles) or code of its own (step 12).",
+        "values), an answer one short passage holds (step 11) and tool calls that follow a worked example "
+        "(step 12); not arithmetic, open questions or long passages (it rambles) or code of its own (step 12).",
         highlight=False,
     )
 
