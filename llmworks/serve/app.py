@@ -324,9 +324,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.info(
             "request %s: the client left before the answer; its generation stopped", _request_id(request)
         )
-        return Response(
-            status_code=499
-        )  # nginx's "client closed request"; uvicorn drops it, the log keeps it
+        # nginx's "client closed request": uvicorn drops the response, the request log keeps the status
+        return Response(status_code=499)
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, e: UserError) -> JSONResponse:
