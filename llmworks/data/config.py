@@ -302,7 +302,8 @@ class ToolCallsConfig(StageConfig):
     n: int = 200
     """Examples to make (the kinds in turn: single call, two calls, no tool, a tool not on offer, follow-up)."""
     kinds: list[str] = Field(default_factory=lambda: list(TOOL_CALL_KINDS))
-    """Which kinds to make, in equal numbers: single, sequence, no_tool, unmatched, follow_up."""
+    """Which kinds to make, in equal numbers (a kind named twice, twice as many): single, sequence, no_tool,
+    unmatched, follow_up."""
     offer_all: bool = False
     """Offer every tool in every record (for a small tool set your app always offers whole); by default the
     needed tools and a random few others, so the model learns to choose among whatever it is given."""

@@ -20,6 +20,7 @@ from llmworks.data.synth.tool_calls import (
     MAX_OFFERED,
     SynthReport,
     ToolSpec,
+    near_misses,
     read_tool_file,
     synth_tool_calls,
 )
@@ -142,6 +143,22 @@ def test_offer_all_offers_the_fixed_set_and_each_tool_gets_its_share(builtins: l
     assert singles == {"speak": 2, "chart": 2, "python": 2}
     some, _ = synth(builtins, 12, seed=5)  # by default a random few, so the model learns to choose
     assert len({tuple(t["function"]["name"] for t in r["tools"]) for r in some}) > 1
+
+
+def test_offers_one_to_four_tools_and_near_misses_to_unmatched_requests(builtins: list[ToolSpec]) -> None:
+    from llmworks.data.builtin import TOOL_CATALOG
+
+    catalog = read_tool_file(TOOL_CATALOG)
+    records, report = synth(catalog, 60, seed=4, kinds=["single", "unmatched", "unmatched"])
+    assert report.kinds == {"single": 20, "unmatched": 40}  # a kind named twice: twice the share
+    sizes = Counter(len(r["tools"]) for r in records)
+    assert set(sizes) == {1, 2, 3, 4}  # BFCL offers one tool to a simple request, more to a multiple one
+    by_name = {t.name: t for t in catalog}
+    # the tools most like the wanted one, none that shares a noun of its name (it might serve the request)
+    alike = near_misses(by_name["calculate_triangle_area"], catalog)
+    assert "calculate_circle_area" not in alike and "calculate_triangle_area" not in alike
+    assert alike.index("calculate_hypotenuse") < alike.index("send_email")
+    assert near_misses(by_name["get_current_weather"], catalog)[0] != "get_weather_forecast"
 
 
 def test_brief_schemas_keep_every_parameter_and_drop_the_words(builtins: list[ToolSpec]) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "SynthReport",
     "ToolSpec",
     "call_problem",
+    "near_misses",
     "read_tool_file",
     "synth_tool_calls",
 ]
@@ -301,20 +302,41 @@ class _Session:
         )
 
     def offered(self, needed: Sequence[str], unwanted: str | None = None) -> list[dict[str, Any]]:
-        """The tools the record offers: the needed ones and others at random (each half the time, up to
-        MAX_OFFERED in all; never `unwanted`), shuffled, so the model learns to choose among whatever tools
-        it is given."""
+        """The tools the record offers: the needed ones and others, one to MAX_OFFERED in all (BFCL offers
+        one tool to a simple request, two to four to a multiple one), never `unwanted`, shuffled, so the model
+        learns to choose among whatever tools it is given. For an unmatched request the others are, half the
+        time, the tools most like the one it needs (a BMI tool for a triangle's area, as BFCL's irrelevance
+        category does): a model that only learned "numbers in the request, a tool on offer: call it" fails
+        those."""
         if self.offer_all:  # in their given order, as a fixed tool set is offered at inference
             return [self.tools[n].openai() for n in self.tools if n != unwanted]
         others = [n for n in self.tools if n not in needed and n != unwanted]
         self.rng.shuffle(others)
-        room = max(0, MAX_OFFERED - len(needed))
-        names = [*needed, *[n for n in others if self.rng.random() < 0.5][:room]]
-        if not names and others:
-            names = [others[0]]
-        names = list(dict.fromkeys(names))
+        if unwanted is not None and self.rng.random() < 0.5:
+            others = near_misses(self.tools[unwanted], [self.tools[n] for n in others])
+        total = self.rng.randint(max(1, len(needed)), max(MAX_OFFERED, len(needed)))
+        names = list(dict.fromkeys([*needed, *others]))[:total]
         self.rng.shuffle(names)
         return [self.tools[n].openai() for n in names]
+
+
+_NAME_VERBS = {"get", "calculate", "compute", "find", "search", "list", "check", "convert", "create", "set"}
+
+
+def near_misses(wanted: ToolSpec, others: Sequence[ToolSpec]) -> list[str]:
+    """`others` by how alike their words (description and parameter names) are to `wanted`'s, most alike
+    first; a tool whose name shares a noun with `wanted`'s (get_weather_forecast beside get_current_weather)
+    may well serve the request, so it is left out."""
+
+    def words(t: ToolSpec) -> set[str]:
+        return set(_fold(t.description).split()) | set(t.parameters.get("properties", {}))
+
+    def nouns(t: ToolSpec) -> set[str]:
+        return set(t.name.casefold().split("_")) - _NAME_VERBS
+
+    mine = words(wanted)
+    fair = [t for t in others if not nouns(t) & nouns(wanted)]
+    return [t.name for t in sorted(fair, key=lambda t: -len(words(t) & mine) / len(words(t) | mine))]
 
 
 def synthesized_result(spec: ToolSpec, args: Mapping[str, Any]) -> str:
@@ -347,7 +369,7 @@ def synth_tool_calls(
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise UserError(f"unknown kind(s): {', '.join(unknown)}.", f"Choose from {', '.join(KINDS)}.")
-    wanted = kinds
+    wanted, weight = kinds, Counter(kinds)  # a kind named twice is made twice as often
     kinds = [
         k
         for k in KINDS
@@ -366,7 +388,7 @@ def synth_tool_calls(
     start, attempts = time.perf_counter(), 0
     max_attempts = max_attempts if max_attempts is not None else 5 * n
     while report.examples < n and attempts < max_attempts and kinds:
-        kind = min(kinds, key=lambda k: report.kinds[k])  # the kinds stay balanced whatever fails
+        kind = min(kinds, key=lambda k: report.kinds[k] / weight[k])  # in their shares whatever fails
         attempts += 1
         try:
             messages, unwanted = makers[kind]()
@@ -470,13 +492,14 @@ def _model_single(s: _Session, client: Client, name: str) -> list[dict[str, Any]
 
 def _unmatched(s: _Session) -> tuple[list[dict[str, Any]], str]:
     """A request that needs a tool the record does not offer (the tool returned): the answer says so, and
-    calls nothing (what BFCL's irrelevance category asks of a model)."""
+    calls nothing (what BFCL's irrelevance category asks of a model). The answer gives the tools as the
+    reason, so that it belongs to requests made with tools on offer."""
     from llmworks.data.synth import tool_templates as T
 
     name = s.rng.choice(list(s.tools))
     request, _args, _answer = T.single(s, name)
     need = s.tools[name].description.rstrip(". ")
-    answer = f"I can't do that here: none of the tools I have can {need[0].lower() + need[1:]}."
+    answer = f"I can't do that with the tools I have here: none of them can {need[0].lower() + need[1:]}."
     return [{"role": "user", "content": request}, {"role": "assistant", "content": answer}], name
 
 
