@@ -3,8 +3,8 @@ registry of names.
 
 `--tasks` takes registry names (`mmlu`, `gsm8k`, `smoke`, ...), `NAME:OPTION` for a benchmark's other
 formulation (`arc:letters`, `mmlu:cloze`) or part (`bfcl:simple`), `NAME=PATH` to point a benchmark at its
-files, `self-cognition:NAME/AUTHOR` (the identity a tuned model should state only when asked), or the path
-of a custom task's YAML.
+files, `self-cognition:NAME/AUTHOR` (the identity a tuned model should state only when asked), `two-turn`
+(a conversation held across turns), or the path of a custom task's YAML.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from llmworks.eval.tasks.mc_data import (
 )
 from llmworks.eval.tasks.needle import Needle
 from llmworks.eval.tasks.self_cognition import USAGE, SelfCognition, parse_identity
+from llmworks.eval.tasks.two_turn import TwoTurn
 
 TaskFactory = Callable[[Path | None], Task]
 
@@ -57,6 +58,7 @@ TASKS: dict[str, TaskFactory] = {
     "humaneval": lambda p: Code("humaneval", str(p) if p else None),
     "niah": lambda p: Needle("niah", (1024, 2048, 4096), (0.0, 0.25, 0.5, 0.75, 1.0), str(p) if p else None),
     "sentiment": lambda p: sentiment(),
+    "two-turn": lambda p: TwoTurn(),  # held-out code-word conversations: a tuned model still holds one
     # The smoke set: small, written for this project, shipped for CI and the demo.
     "mmlu-smoke": lambda p: mmlu(p or ds.SMOKE / "mmlu", "mmlu-smoke"),
     "mmlu-smoke:cloze": lambda p: mmlu_cloze(p or ds.SMOKE / "mmlu", "mmlu-smoke:cloze"),
