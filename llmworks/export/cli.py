@@ -76,13 +76,14 @@ def card(
     args: Annotated[list[str] | None, arguments(CardConfig, "model")] = None,
     config: ConfigFile = None,
     evals: Annotated[list[Path] | None, option(CardConfig, "evals", "--eval")] = None,
+    benches: Annotated[list[Path] | None, option(CardConfig, "benches", "--bench")] = None,
 ) -> None:
     """Put evaluation runs of an exported model into its model card (an Evaluation section)."""
     from llmworks.export.card import add_evaluation
 
-    cfg = from_cli(CardConfig, config, args, "model", evals=evals)
+    cfg = from_cli(CardConfig, config, args, "model", evals=evals, benches=benches)
     assert cfg.model is not None
-    typer.echo(f"model card: {add_evaluation(cfg.model, cfg.evals)}")
+    typer.echo(f"model card: {add_evaluation(cfg.model, cfg.evals, cfg.benches)}")
 
 
 def _summary(report: dict[str, object]) -> None:

@@ -106,6 +106,8 @@ class CardConfig(StageConfig):
     """An exported model: a .gguf file (card FILE.gguf.md) or an export directory (card README.md)."""
     evals: list[Path] = Field(default_factory=list)
     """`llmworks eval run` directories (their results.json) of this model, in the order to show them."""
+    benches: list[Path] = Field(default_factory=list)
+    """Files `python bench/agent.py --only tasks --model MODEL` wrote: the tool-use task set's results."""
 
     def problems(self) -> list[str]:
         errors = [] if self.model is not None else ["model is not set (give the exported model)"]
