@@ -105,6 +105,9 @@ class Client(ABC):
     """The model, as it is named in reports and requests."""
     context_length: int | None = None
     """Tokens per sequence, where known."""
+    server_tool_grammar: bool | None = None
+    """Whether the server constrains tool calls with a grammar, where it says so (`llmworks serve` does in
+    /v1/models); None for another server and in process (the caller's `tool_grammar` decides there)."""
 
     @abstractmethod
     def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[ChatChunk]:

@@ -39,14 +39,26 @@ class HTTPClient(Client):
         self._openai = openai
         self.embedding_model = embedding_model
         self.score_concurrency = score_concurrency
-        listed = self._call(lambda: self._client.models.list().data) if model is None else None
-        if listed is not None and not listed:
+        listed = self._models(required=model is None)
+        if model is None and not listed:
             raise UserError(f"the server at {self.base_url} serves no models.", "Check its configuration.")
-        self.name = model or listed[0].id  # type: ignore[index]
-        if listed is not None:
-            extra = getattr(listed[0], "model_extra", None) or {}
-            self.context_length = extra.get("context_length") or extra.get("max_model_len")
+        self.name = model or listed[0].id
+        entry = next((m for m in listed if m.id == self.name), None)
+        extra = getattr(entry, "model_extra", None) or {}
+        self.context_length = extra.get("context_length") or extra.get("max_model_len")
+        self.server_tool_grammar = extra.get("tool_grammar")  # llmworks serve says; others do not
         self._can_score: bool | None = None
+
+    def _models(self, required: bool) -> list[Any]:
+        """The server's /v1/models; when the model is named, a server that does not list them (or is not up
+        yet: asked once, not retried) is fine."""
+        client = self._client if required else self._client.with_options(max_retries=0)
+        try:
+            return list(self._call(lambda: client.models.list().data))
+        except RequestFailed:
+            if required:
+                raise
+            return []
 
     def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[ChatChunk]:
         o = GenOptions.of(**options)

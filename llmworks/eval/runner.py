@@ -301,7 +301,8 @@ def _env(cfg: EvalConfig, client: Client, judge_client: Client | None, cache: Ca
         chat_scoring=cfg.chat is True,
         force=None if cfg.method == "auto" else cfg.method,
         tool_choice=cfg.tool_choice,
-        tool_grammar=None if cfg.base_url is not None else cfg.tool_grammar,  # a server decides for itself
+        # A server decides for itself (None: it does not say how).
+        tool_grammar=client.server_tool_grammar if cfg.base_url is not None else cfg.tool_grammar,
     )
 
 

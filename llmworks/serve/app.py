@@ -123,6 +123,7 @@ def create_app(state: ServerState) -> FastAPI:
                 "owned_by": "llmworks",
                 "engine": m.engine_kind,
                 "context_length": m.ctx,
+                "tool_grammar": m.tool_grammar,  # so an eval run reports how its calls were made
             }
             for m in state.models.values()
             if allowed is None or m.name in allowed

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from llmworks.client import make_client
+from llmworks.client.http import HTTPClient
 from llmworks.testing.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -72,6 +73,10 @@ def test_served_auto_calls_follow_the_server_setting(tmp_path: Path) -> None:
         server = start_server(["--parallel", "2", *flag], tmp_path / f"serve{len(flag)}.log")
         try:
             client = openai.OpenAI(base_url=server.v1, api_key="unused", max_retries=0)
+            # the server says its setting (an eval run against it reports how the calls were made)
+            assert client.models.list().data[0].model_extra["tool_grammar"] is not bool(flag)
+            assert HTTPClient(server.v1).server_tool_grammar is not bool(flag)
+            assert HTTPClient(server.v1, model="smollm2-135m-instruct").server_tool_grammar is not bool(flag)
             replies = [
                 client.chat.completions.create(
                     model="smollm2-135m-instruct", messages=SHOT, tools=[WEATHER], max_tokens=40, temperature=1.0,
