@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -89,8 +89,56 @@ class ServerState:
         return found
 
 
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {},
+                "code": {},
+            },
+        }
+    },
+}
+"""OpenAI's error object, the body of every error this server sends."""
+
+
+def error_responses(why: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for error statuses ({400: "what it means"}), each with OpenAI's error body."""
+    return {
+        str(code): {"description": text, "content": {"application/json": {"schema": ERROR}}}
+        for code, text in why.items()
+    }
+
+
+GENERATES = {
+    200: {"content": {"text/event-stream": {}}, "description": "The answer; with stream=true, SSE chunks."},
+    **error_responses(
+        {
+            400: "The request is wrong: the message says what to change.",
+            404: "No such model.",
+            429: "The queue is full: retry later.",
+            503: "The engine stopped.",
+        }
+    ),
+}
+"""The documented answers of a generating route (what schemathesis checks each response against)."""
+
+
 def create_app(state: ServerState) -> FastAPI:
-    app = FastAPI(title="llmworks", version=__version__, docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="llmworks",
+        version=__version__,
+        docs_url="/docs",
+        redoc_url=None,
+        responses=error_responses({500: "Our fault: the message has an error id to find in the log."}),
+    )
+    _document_errors(app)
     state.metrics = Metrics(
         queue_depth=lambda: sum(len(m.engine.scheduler.waiting) for m in state.models.values()),
         running=lambda: sum(m.engine.scheduler.running for m in state.models.values()),
@@ -101,14 +149,14 @@ def create_app(state: ServerState) -> FastAPI:
     # A plain ASGI middleware: Starlette's BaseHTTPMiddleware would hide client disconnects from the routes.
     app.add_middleware(_AuthAndCount, state=state)
 
-    @app.get("/health")
+    @app.get("/health", responses=error_responses({503: "An engine stopped."}))
     async def health() -> JSONResponse:
         dead = {m.name: m.engine.dead for m in state.models.values() if m.engine.dead}
         if dead:
             return JSONResponse({"status": "dead", "errors": dead}, status_code=503)
         return JSONResponse({"status": "ok", "models": list(state.models)})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -152,7 +200,7 @@ def create_app(state: ServerState) -> FastAPI:
             )
         return {"object": "list", "data": data}
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=GENERATES)
     async def chat(body: ChatCompletionRequest, request: Request) -> Response:
         allowed = _allowed(request)
         target = state.target(body.model, allowed)
@@ -161,11 +209,11 @@ def create_app(state: ServerState) -> FastAPI:
         options = chat_options(body)
         return await app_chat_completion(target, body, request, options, AppContext(allowed))
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=GENERATES)
     async def complete(body: CompletionRequest, request: Request) -> Response:
         return await completion(state.model(body.model, _allowed(request)), body, request, state.metrics)
 
-    @app.post("/v1/embeddings")
+    @app.post("/v1/embeddings", responses=error_responses({400: "Empty input.", 404: "No embedding model."}))
     async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
         if state.embedder is None:
             raise ApiError(
@@ -311,6 +359,32 @@ def _log_request(scope: Any, route: str, status: int, seconds: float) -> None:
     )
 
 
+def _document_errors(app: FastAPI) -> None:
+    """FastAPI documents a 422 for every request body, but a body that fails validation gets OpenAI's 400 here
+    (clients expect it), and /v1 answers 401 without the key (_AuthAndCount): the schema says so, so a client
+    generated from it, or schemathesis, sees what the server does."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for path, operations in schema.get("paths", {}).items():
+                for op in operations.values():
+                    if path.startswith("/v1"):
+                        op["responses"].update(
+                            error_responses({401: "Missing or wrong API key (a server with keys)."})
+                        )
+                    if op.get("responses", {}).pop("422", None) is not None:
+                        op["responses"].setdefault(
+                            "400", error_responses({400: "The request is wrong."})["400"]
+                        )
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error is an OpenAI error object with the right status; never a traceback."""
 
@@ -353,7 +427,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
-        return JSONResponse(error_body(str(e.detail), kind), status_code=e.status_code)
+        # the headers too: a 405 must say which methods the route allows (Allow)
+        return JSONResponse(error_body(str(e.detail), kind), status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, e: Exception) -> JSONResponse:

@@ -32,6 +32,7 @@ from llmworks.agent.tools import BUILTIN, builtin_specs
 from llmworks.client.local import LocalClient
 from llmworks.errors import UserError
 from llmworks.serve.agents import AgentApp
+from llmworks.serve.app import GENERATES, error_responses
 from llmworks.serve.apps import AppContext, app_chat_completion
 from llmworks.serve.generation import ApiError, chat_options
 from llmworks.serve.protocol import ChatCompletionRequest
@@ -109,6 +110,8 @@ def install_builder(app: FastAPI, state: Any, kb_dir: str | None = None) -> None
 
     page = resources.files("llmworks.serve").joinpath("webui", "builder.html")
 
+    limited = error_responses({403: "This API key may use only some models."})
+
     def restricted(request: Request) -> None:
         if request.scope.get("llmworks", {}).get("allowed") is not None:
             raise ApiError(
@@ -121,7 +124,7 @@ def install_builder(app: FastAPI, state: Any, kb_dir: str | None = None) -> None
     async def builder_page() -> HTMLResponse:
         return HTMLResponse(page.read_text(encoding="utf-8"))
 
-    @app.get("/v1/agent-builder/options")
+    @app.get("/v1/agent-builder/options", responses=limited)
     async def options(request: Request) -> dict[str, Any]:
         """What the form offers: the tools a preview may use, the loops, the knowledge bases, the defaults."""
         restricted(request)
@@ -135,7 +138,7 @@ def install_builder(app: FastAPI, state: Any, kb_dir: str | None = None) -> None
             "limits": PREVIEW_LIMITS,
         }
 
-    @app.post("/v1/agent-builder/yaml")
+    @app.post("/v1/agent-builder/yaml", responses=limited)
     async def as_yaml(body: AgentDraft, request: Request) -> dict[str, str]:
         """The config checked and written as YAML (the page saves it as NAME.yaml)."""
         restricted(request)
@@ -146,7 +149,7 @@ def install_builder(app: FastAPI, state: Any, kb_dir: str | None = None) -> None
     files_root = Path(tempfile.mkdtemp(prefix="llmworks-builder-"))
     app.mount(FILES_ROUTE, StaticFiles(directory=str(files_root)), name=FILES_ROUTE)
 
-    @app.post("/v1/agent-builder/preview")
+    @app.post("/v1/agent-builder/preview", responses={**GENERATES, **limited})
     async def preview(body: PreviewRequest, request: Request) -> Response:
         """Run the agent of `agent` on the conversation, answered as /v1/chat/completions answers an agent
         (steps in the `llmworks` field; `stream` works the same)."""

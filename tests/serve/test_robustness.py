@@ -13,6 +13,7 @@ import hypothesis
 import pytest
 import schemathesis
 
+from llmworks.testing.fuzz import check_answer
 from llmworks.testing.server import Server, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -153,8 +154,9 @@ def test_odd_requests_get_an_answer_or_a_4xx(
 
 
 def test_fuzzed_requests_never_get_a_server_error(server: Server) -> None:
-    """schemathesis generates requests from the server's own /openapi.json: none may get a 5xx, and the
-    server must stay healthy after each (a bounded run with a fixed seed; a long run is in the notes)."""
+    """schemathesis generates requests from the server's own /openapi.json: none may get a 5xx, each answer
+    must be one the schema documents (status, content type, headers, body), and the server must stay healthy
+    after each (a bounded run with a fixed seed; a long run is in the notes)."""
     schema = schemathesis.openapi.from_url(server.base + "/openapi.json")
     cases: list[str] = []
 
@@ -169,13 +171,17 @@ def test_fuzzed_requests_never_get_a_server_error(server: Server) -> None:
     def one(case: Any) -> None:
         response = case.call(timeout=120)
         cases.append(f"{case.method} {case.path} {response.status_code}")
-        assert response.status_code < 500, (
-            f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
-        )
+        check_answer(case, response)
         assert healthy(server), f"unhealthy after {case.method} {case.path}"
 
     one()
     assert len(cases) >= FUZZ_EXAMPLES // 2  # the run really sent requests
+
+
+def test_a_method_the_route_does_not_serve_is_a_405_that_names_the_allowed_ones(server: Server) -> None:
+    r = httpx.request("TRACE", server.v1 + "/models", timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "GET"
+    assert r.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_echo_logprobs_always_carry_the_generated_token(server: Server) -> None:
