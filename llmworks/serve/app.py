@@ -26,7 +26,13 @@ from llmworks.errors import UserError
 from llmworks.serve.apps import AppContext, ChatApp, app_chat_completion
 from llmworks.serve.generation import ApiError, ClientGone, chat_completion, chat_options, completion
 from llmworks.serve.metrics import Metrics
-from llmworks.serve.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, error_body
+from llmworks.serve.protocol import (
+    ERROR_SCHEMA,
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    error_body,
+)
 from llmworks.serve.served import ServedModel
 
 log = logging.getLogger("llmworks.serve")
@@ -89,29 +95,10 @@ class ServerState:
         return found
 
 
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {},
-                "code": {},
-            },
-        }
-    },
-}
-"""OpenAI's error object, the body of every error this server sends."""
-
-
 def error_responses(why: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses for error statuses ({400: "what it means"}), each with OpenAI's error body."""
     return {
-        str(code): {"description": text, "content": {"application/json": {"schema": ERROR}}}
+        str(code): {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
         for code, text in why.items()
     }
 
@@ -370,14 +357,13 @@ def _document_errors(app: FastAPI) -> None:
             schema = generate()
             for path, operations in schema.get("paths", {}).items():
                 for op in operations.values():
+                    responses = op["responses"]
                     if path.startswith("/v1"):
-                        op["responses"].update(
+                        responses.update(
                             error_responses({401: "Missing or wrong API key (a server with keys)."})
                         )
-                    if op.get("responses", {}).pop("422", None) is not None:
-                        op["responses"].setdefault(
-                            "400", error_responses({400: "The request is wrong."})["400"]
-                        )
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault("400", error_responses({400: "The request is wrong."})["400"])
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(unused, None)
         return app.openapi_schema

@@ -92,6 +92,25 @@ def now() -> int:
     return int(time.time())
 
 
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {},
+                "code": {},
+            },
+        }
+    },
+}
+"""The JSON Schema of `error_body` (OpenAPI documents every error status with it)."""
+
+
 def error_body(message: str, type_: str, code: str | int | None = None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
