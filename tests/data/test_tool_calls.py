@@ -145,7 +145,7 @@ def test_offer_all_offers_the_fixed_set_and_each_tool_gets_its_share(builtins: l
     assert len({tuple(t["function"]["name"] for t in r["tools"]) for r in some}) > 1
 
 
-def test_offers_one_to_four_tools_and_near_misses_to_unmatched_requests(builtins: list[ToolSpec]) -> None:
+def test_offers_one_to_four_tools_and_near_misses_beside_a_request(builtins: list[ToolSpec]) -> None:
     from llmworks.data.builtin import TOOL_CATALOG
 
     catalog = read_tool_file(TOOL_CATALOG)
@@ -159,6 +159,15 @@ def test_offers_one_to_four_tools_and_near_misses_to_unmatched_requests(builtins
     assert "calculate_circle_area" not in alike and "calculate_triangle_area" not in alike
     assert alike.index("calculate_hypotenuse") < alike.index("send_email")
     assert near_misses(by_name["get_current_weather"], catalog)[0] != "get_weather_forecast"
+    # half the time the lookalikes are offered beside the needed tool too: they are no cue to decline
+    beside: Counter[bool] = Counter()
+    for r in records:
+        calls, names = calls_of(r), [t["function"]["name"] for t in r["tools"]]
+        if r["kind"] == "single" and len(names) > 1:
+            wanted = calls[0]["name"]
+            alike = near_misses(by_name[wanted], [t for t in catalog if t.name != wanted])
+            beside[set(names) - {wanted} == set(alike[: len(names) - 1])] += 1
+    assert beside[True] >= 3 and beside[False] >= 3, beside  # at random: 1 of 13
 
 
 def test_brief_schemas_keep_every_parameter_and_drop_the_words(builtins: list[ToolSpec]) -> None:

@@ -304,16 +304,19 @@ class _Session:
     def offered(self, needed: Sequence[str], unwanted: str | None = None) -> list[dict[str, Any]]:
         """The tools the record offers: the needed ones and others, one to MAX_OFFERED in all (BFCL offers
         one tool to a simple request, two to four to a multiple one), never `unwanted`, shuffled, so the model
-        learns to choose among whatever tools it is given. For an unmatched request the others are, half the
-        time, the tools most like the one it needs (a BMI tool for a triangle's area, as BFCL's irrelevance
-        category does): a model that only learned "numbers in the request, a tool on offer: call it" fails
-        those."""
+        learns to choose among whatever tools it is given. Half the time the others are the tools most like
+        the one the request needs (a BMI tool for a triangle's area, as BFCL's irrelevance category offers):
+        beside an unmatched request, so that "numbers in the request, a tool on offer: call it" fails; and
+        beside the needed tool itself, so that lookalikes on offer are no cue to decline (recipe v2 gave them
+        only to unmatched requests, and declined 150 of BFCL's 400 simple ones) and the model learns to pick
+        the right one of several alike (BFCL's multiple category)."""
         if self.offer_all:  # in their given order, as a fixed tool set is offered at inference
             return [self.tools[n].openai() for n in self.tools if n != unwanted]
         others = [n for n in self.tools if n not in needed and n != unwanted]
         self.rng.shuffle(others)
-        if unwanted is not None and self.rng.random() < 0.5:
-            others = near_misses(self.tools[unwanted], [self.tools[n] for n in others])
+        like = unwanted if unwanted is not None else next(iter(needed), None)
+        if like is not None and self.rng.random() < 0.5:
+            others = near_misses(self.tools[like], [self.tools[n] for n in others])
         total = self.rng.randint(max(1, len(needed)), max(MAX_OFFERED, len(needed)))
         names = list(dict.fromkeys([*needed, *others]))[:total]
         self.rng.shuffle(names)
