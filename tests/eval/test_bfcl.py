@@ -187,6 +187,22 @@ def test_run_writes_per_category_metrics_samples_and_report(tmp_path: Path) -> N
     assert "bfcl:simple" in html and "malformed" in html
 
 
+def test_parameters_reach_the_model_in_bfcls_order(tmp_path: Path) -> None:
+    """get_directions lists start_location before end_location: sorted keys would put end first, and a model
+    that fills parameters in the order it reads them then swaps the two (the first 100 of simple scored 0.50
+    with sorted keys, 0.54 in BFCL's order, on the tuned embedded model)."""
+    bfcl_order = list(entry("simple", 33)["function"][0]["parameters"]["properties"])
+    assert bfcl_order == ["start_location", "end_location", "route_type"]
+    client = ScriptedClient(
+        [call("get_directions", {"start_location": "Sydney", "end_location": "Melbourne"})]
+    )
+    evaluate(
+        EvalConfig(tasks=["bfcl:simple"], limit=34, output_dir=str(tmp_path)), Console(quiet=True), client
+    )
+    sent = client.calls[33][1].tools
+    assert sent and list(sent[0]["function"]["parameters"]["properties"]) == bfcl_order
+
+
 def test_tool_choice_required_is_sent(tmp_path: Path) -> None:
     """tool_choice=required (a grammar-constrained call on llmworks) reaches the client and the results."""
     client = ScriptedClient([call("calculate_triangle_area", {"base": 10, "height": 5})])

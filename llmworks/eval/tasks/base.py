@@ -41,7 +41,9 @@ class Request:
         messages: Sequence[dict[str, str]], tools: Sequence[dict[str, Any]] | None = None, **kw: Any
     ) -> Request:
         if tools:
-            kw["tools"] = json.dumps(list(tools), sort_keys=True, ensure_ascii=False)
+            # Not key-sorted: a schema's property order is part of the request (it is the order a model
+            # reads the parameters in, and the grammar writes required ones first in that order).
+            kw["tools"] = json.dumps(list(tools), ensure_ascii=False)
         return Request("chat", tuple(tuple(sorted(m.items())) for m in messages), **kw)
 
     @property
