@@ -238,14 +238,27 @@ def call_problem(spec: ToolSpec, args: Any, request: str, numbers_in: str | None
     errors = list(jsonschema.validators.validator_for(spec.parameters)(spec.parameters).iter_errors(args))
     if errors:
         return "schema: " + errors[0].validator  # type: ignore[no-any-return]
+    from llmworks.data.synth import spoken
+
+    props = spec.parameters.get("properties", {})
+    # A value the request says in words ("March 14, 2025" for 2025-03-14): its words, numbers and all, are
+    # the value's; the rest of the request must still be used.
+    worded = {}
+    for key, value in args.items():
+        for form in spoken.forms(props.get(key), key, value):
+            if _fold(form) in _fold(request):
+                worded[key] = form
+                break
+    rest = request if numbers_in is None else numbers_in
+    for form in worded.values():
+        rest = rest.replace(form, " ")
     text = json.dumps(args, ensure_ascii=False)
     have = {float(n) for n in _NUMBER.findall(text)}
-    if any(float(n) not in have for n in _NUMBER.findall(request if numbers_in is None else numbers_in)):
+    if any(float(n) not in have for n in _NUMBER.findall(rest)):
         return "request's numbers not used"
-    props = spec.parameters.get("properties", {})
     for key, value in args.items():
         free = isinstance(value, str) and key not in DERIVED and "enum" not in props.get(key, {})
-        if free and _fold(value) not in _fold(request):
+        if free and key not in worded and _fold(value) not in _fold(request):
             return "value not in the request"
     return None
 
@@ -404,6 +417,8 @@ def synth_tool_calls(
         failing[kind] = 0
         needed = [c["function"]["name"] for m in messages for c in m.get("tool_calls", [])]
         offered = session.offered(needed, unwanted)
+        if kind == "unmatched":
+            messages[-1]["content"] = decline(offered)
         key = exact_key(_dedupe_text(messages, offered))
         if key in seen:
             report.duplicates += 1
@@ -495,15 +510,24 @@ def _model_single(s: _Session, client: Client, name: str) -> list[dict[str, Any]
 
 def _unmatched(s: _Session) -> tuple[list[dict[str, Any]], str]:
     """A request that needs a tool the record does not offer (the tool returned): the answer says so, and
-    calls nothing (what BFCL's irrelevance category asks of a model). The answer gives the tools as the
-    reason, so that it belongs to requests made with tools on offer."""
+    calls nothing (what BFCL's irrelevance category asks of a model). Its words come once the tools on
+    offer are known (`decline`)."""
     from llmworks.data.synth import tool_templates as T
 
     name = s.rng.choice(list(s.tools))
     request, _args, _answer = T.single(s, name)
-    need = s.tools[name].description.rstrip(". ")
-    answer = f"I can't do that with the tools I have here: none of them can {need[0].lower() + need[1:]}."
-    return [{"role": "user", "content": request}, {"role": "assistant", "content": answer}], name
+    return [{"role": "user", "content": request}, {"role": "assistant", "content": ""}], name
+
+
+def decline(offered: Sequence[dict[str, Any]]) -> str:
+    """The answer to a request no offered tool serves: it names the tools on offer as the reason. Recipe v3
+    said what the missing tool would do ("none of them can find restaurants near a user's location"), and
+    its model said that of requests whose tool *was* on offer, the description there to copy: 105 of
+    BFCL's 400 simple requests declined. Words the offered tools' names give cannot be copied from a match."""
+    names = [t["function"]["name"] for t in offered]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    verb = "is" if len(names) == 1 else "are"
+    return f"I can't do that with the tools I have here: {listed} {verb} for something else."
 
 
 def _no_tool(s: _Session, client: Client, paraphrase: bool, answer_tokens: int) -> list[dict[str, Any]]:

@@ -258,12 +258,16 @@ def _generic(s: _Session, name: str) -> Single:
 def _from_requests(s: _Session, name: str) -> Single:
     """A request from the tool's own templates: each slot filled from its values, which become the call's
     arguments (a parameter the request does not state is left out)."""
+    from llmworks.data.synth import spoken
     from llmworks.data.synth.tool_calls import SLOT
 
     spec = s.tools[name]
+    props = spec.parameters.get("properties", {})
     template = s.rng.choice(spec.requests)
     args = {slot: s.rng.choice(spec.values[slot]) for slot in dict.fromkeys(SLOT.findall(template))}
-    request = SLOT.sub(lambda m: _said(args[m.group(1)]), template)
+    # A date or a currency code is said in words half the time, once per slot: the call keeps the format.
+    said = {k: spoken.say(props.get(k), k, v, s.rng) or _said(v) for k, v in args.items()}
+    request = SLOT.sub(lambda m: said[m.group(1)], template)
     return request, args, lambda r: final_answer(name, r)
 
 
