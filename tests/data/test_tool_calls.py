@@ -419,3 +419,39 @@ def test_an_unmatched_request_is_declined_without_its_tool_on_offer(user_tools: 
         )
         assert offered != serves and not calls_of(r)
         assert said == f"I can't do that with the tools I have here: {offered} is for something else."
+
+
+def test_half_the_records_end_every_description_in_one_note(builtins: list[ToolSpec]) -> None:
+    # BFCL ends every tool's description in "Note that the provided function is in Python 3 syntax.": a
+    # model that saw only bare descriptions declined requests for such tools.
+    from llmworks.data.builtin import TOOL_CATALOG
+    from llmworks.data.synth.notes import NOTES
+
+    catalog = read_tool_file(TOOL_CATALOG)
+    bare = {t.name: t.openai()["function"]["description"] for t in catalog}
+    records, _ = synth(catalog, 60, seed=2)
+    noted = 0
+    for r in records:
+        tails = {t["function"]["description"].removeprefix(bare[t["function"]["name"]]) for t in r["tools"]}
+        assert len(tails) == 1  # the same note on every tool, or none
+        (tail,) = tails
+        assert tail == "" or tail.strip() in NOTES
+        noted += tail != ""
+    assert 15 <= noted <= 45, noted
+    fixed = [t for name in ("speak", "chart", "python") for t in builtins if t.name == name]
+    as_written = [t.openai() for t in fixed]
+    records, _ = synth(fixed, 12, seed=2, kinds=["single", "no_tool"], offer_all=True)  # as it is written
+    assert all(r["tools"] == as_written for r in records)
+
+
+def test_an_unmatched_request_asks_a_called_one_again_without_its_tool() -> None:
+    from llmworks.data.builtin import TOOL_CATALOG
+
+    catalog = read_tool_file(TOOL_CATALOG)
+    records, _ = synth(catalog, 40, seed=6, kinds=["single", "unmatched"])
+    called = {r["messages"][0]["content"]: calls_of(r)[0]["name"] for r in records if r["kind"] == "single"}
+    again = [r for r in records if r["kind"] == "unmatched" and r["messages"][0]["content"] in called]
+    assert len(again) >= 10  # the same words called once and declined once: only the tools differ
+    for r in again:
+        assert called[r["messages"][0]["content"]] not in {t["function"]["name"] for t in r["tools"]}
+        assert not calls_of(r)

@@ -29,6 +29,7 @@ import yaml
 from llmworks.client import Client
 from llmworks.data.clean import exact_key
 from llmworks.data.config import TOOL_CALL_KINDS
+from llmworks.data.synth.notes import with_note
 from llmworks.errors import UserError
 
 __all__ = [
@@ -284,6 +285,8 @@ class _Session:
     """Offer every tool in every record (but an unmatched request's): for a small tool set offered whole."""
     singles: Counter[str] = field(default_factory=Counter)
     """Single calls made per tool, so each tool gets its share."""
+    asked: list[tuple[str, str]] = field(default_factory=list)
+    """(tool, request) of the records that called a tool, for unmatched requests to ask again without it."""
 
     def call(
         self, name: str, args: dict[str, Any], request: str, numbers_in: str | None = None
@@ -417,6 +420,8 @@ def synth_tool_calls(
         failing[kind] = 0
         needed = [c["function"]["name"] for m in messages for c in m.get("tool_calls", [])]
         offered = session.offered(needed, unwanted)
+        if not offer_all:  # a fixed tool set is offered as it is written
+            offered = with_note(offered, session.rng)
         if kind == "unmatched":
             messages[-1]["content"] = decline(offered)
         key = exact_key(_dedupe_text(messages, offered))
@@ -426,6 +431,8 @@ def synth_tool_calls(
         seen.add(key)
         report.kinds[kind] += 1
         report.calls_in_output += len(needed)
+        if kind == "single":  # one tool serves it: without that tool, nothing on offer does
+            session.asked.append((needed[0], messages[0]["content"]))
         report.seconds = time.perf_counter() - start
         yield {"messages": messages, "tools": offered, "kind": kind}
     report.seconds = time.perf_counter() - start
@@ -511,11 +518,17 @@ def _model_single(s: _Session, client: Client, name: str) -> list[dict[str, Any]
 def _unmatched(s: _Session) -> tuple[list[dict[str, Any]], str]:
     """A request that needs a tool the record does not offer (the tool returned): the answer says so, and
     calls nothing (what BFCL's irrelevance category asks of a model). Its words come once the tools on
-    offer are known (`decline`)."""
+    offer are known (`decline`). It is the request of an earlier record that called its tool, where there
+    is one: the same words called and declined, with only the tools on offer to tell them apart, so the
+    model learns to read the tools rather than the request's kind (recipe v4's model called nearly every
+    "Calculate ..." request of BFCL and declined half of the "Find ..." ones, tools or no)."""
     from llmworks.data.synth import tool_templates as T
 
-    name = s.rng.choice(list(s.tools))
-    request, _args, _answer = T.single(s, name)
+    if s.asked:
+        name, request = s.asked.pop(0)
+    else:
+        name = s.rng.choice(list(s.tools))
+        request, _args, _answer = T.single(s, name)
     return [{"role": "user", "content": request}, {"role": "assistant", "content": ""}], name
 
 
